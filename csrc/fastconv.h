@@ -1,0 +1,57 @@
+/* fastconv's C kernels: im2col/col2im, unfold/fold and 2-D pooling, float and double.
+ *
+ * Arrays are C-contiguous NCHW. Sizes and indices are int64_t throughout so that
+ * no product overflows on large inputs. Argument order: input pointer(s), sizes,
+ * window parameters (kernel, pad, stride[, dilation]), thread count, output last.
+ * Kernels never allocate and never validate: fastconv.functional checks every
+ * argument (output size >= 1, pool pad <= kernel/2, ...) before calling them.
+ * nthreads <= 1 runs without entering any OpenMP region, which is what keeps a
+ * fork()ed child of an OpenMP parent from hanging in libgomp.
+ */
+#ifndef FASTCONV_H
+#define FASTCONV_H
+
+#include <stdint.h>
+
+typedef int64_t fc_int;
+
+int fc_openmp_enabled(void);
+int fc_max_threads(void);
+
+#define FC_DECLARE(T, S)                                                                  \
+  void fc_im2col_##S(const T *x, fc_int n, fc_int c, fc_int h, fc_int w,                  \
+                     fc_int kernel_h, fc_int kernel_w, fc_int pad_h, fc_int pad_w,        \
+                     fc_int stride_h, fc_int stride_w, int nthreads, T *col);             \
+  void fc_col2im_##S(const T *col, fc_int n, fc_int c, fc_int h, fc_int w,                \
+                     fc_int kernel_h, fc_int kernel_w, fc_int pad_h, fc_int pad_w,        \
+                     fc_int stride_h, fc_int stride_w, int nthreads, T *x);               \
+  void fc_unfold_##S(const T *x, fc_int n, fc_int c, fc_int h, fc_int w,                  \
+                     fc_int kernel_h, fc_int kernel_w, fc_int pad_h, fc_int pad_w,        \
+                     fc_int stride_h, fc_int stride_w, fc_int dilation_h,                 \
+                     fc_int dilation_w, int nthreads, T *cols);                           \
+  void fc_fold_##S(const T *cols, fc_int n, fc_int c, fc_int h, fc_int w,                 \
+                   fc_int kernel_h, fc_int kernel_w, fc_int pad_h, fc_int pad_w,          \
+                   fc_int stride_h, fc_int stride_w, fc_int dilation_h,                   \
+                   fc_int dilation_w, int nthreads, T *x);                                \
+  void fc_max_pool2d_##S(const T *x, fc_int n, fc_int c, fc_int h, fc_int w,              \
+                         fc_int kernel_h, fc_int kernel_w, fc_int pad_h, fc_int pad_w,    \
+                         fc_int stride_h, fc_int stride_w, int nthreads, T *out,          \
+                         int64_t *argmax);                                                \
+  /* Returns how many indices fell outside [0, h*w); those are skipped, not written. */ \
+  fc_int fc_max_pool2d_backward_##S(const T *dout, const int64_t *argmax, fc_int n,      \
+                                    fc_int c, fc_int h, fc_int w, fc_int out_h,           \
+                                    fc_int out_w, int nthreads, T *dx);                   \
+  void fc_avg_pool2d_##S(const T *x, fc_int n, fc_int c, fc_int h, fc_int w,              \
+                         fc_int kernel_h, fc_int kernel_w, fc_int pad_h, fc_int pad_w,    \
+                         fc_int stride_h, fc_int stride_w, int nthreads, T *out);         \
+  void fc_avg_pool2d_backward_##S(const T *dout, fc_int n, fc_int c, fc_int h, fc_int w,  \
+                                  fc_int kernel_h, fc_int kernel_w, fc_int pad_h,         \
+                                  fc_int pad_w, fc_int stride_h, fc_int stride_w,         \
+                                  int nthreads, T *dx);
+
+FC_DECLARE(float, f32)
+FC_DECLARE(double, f64)
+
+#undef FC_DECLARE
+
+#endif

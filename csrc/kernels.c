@@ -1,0 +1,48 @@
+/* Instantiates kernels_impl.h for float and double, plus the OpenMP queries. */
+#include "fastconv.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+int fc_openmp_enabled(void) {
+#ifdef _OPENMP
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+int fc_max_threads(void) {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+/* A single thread must not touch OpenMP at all: in a child forked after the
+ * parent ran a parallel region, libgomp's thread pool is gone and even a team
+ * of one may wait on it. So nthreads <= 1 takes a plain loop. */
+#define FC_PARALLEL_FOR(i, count, nthreads, body)                       \
+  do {                                                                  \
+    const fc_int fc_count_ = (count);                                   \
+    if ((nthreads) > 1) {                                               \
+      _Pragma("omp parallel for schedule(static) num_threads(nthreads)") \
+      for (fc_int i = 0; i < fc_count_; i++) { body; }                  \
+    } else {                                                            \
+      for (fc_int i = 0; i < fc_count_; i++) { body; }                  \
+    }                                                                   \
+  } while (0)
+
+#define T float
+#define FC_NAME(op) fc_##op##_f32
+#include "kernels_impl.h"
+#undef T
+#undef FC_NAME
+
+#define T double
+#define FC_NAME(op) fc_##op##_f64
+#include "kernels_impl.h"
+#undef T
+#undef FC_NAME

@@ -1,0 +1,311 @@
+/* Kernel bodies, written once and included by kernels.c for each scalar type.
+ * Before inclusion T is the scalar type and FC_NAME(op) names the exported
+ * function for that type (fc_<op>_f32 or fc_<op>_f64).
+ *
+ * Thread-safety argument, for every kernel: each parallel iteration owns a
+ * disjoint slice of the output (a block of rows, or one (n, c) plane), and the
+ * order in which values are summed into any one output element depends only on
+ * the loop structure inside that slice, never on the thread count. So there is
+ * no racing +=, and 1 thread and N threads give identical bytes.
+ */
+
+#define FC_OUT_SIZE(size, k, p, s, d) (((size) + 2 * (p) - (d) * ((k) - 1) - 1) / (s) + 1)
+
+/* Caffe-style bounds test: casting to unsigned turns a negative coordinate into
+ * a huge one, so a single comparison rejects both ends. */
+#define FC_INSIDE(i, size) ((uint64_t)(i) < (uint64_t)(size))
+
+/* Rows (n, oh) of the book's layout: each writes out_w consecutive rows of
+ * c*kernel_h*kernel_w columns, so threads write contiguous, disjoint memory. */
+static void FC_NAME(im2col_rows)(const T *x, fc_int n_oh, fc_int c, fc_int h, fc_int w,
+                                 fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh,
+                                 fc_int sw, fc_int oh_count, fc_int ow_count, T *col) {
+  const fc_int n = n_oh / oh_count, oh = n_oh % oh_count;
+  const fc_int ncols = c * kh * kw;
+  T *dst = col + n_oh * ow_count * ncols;
+  const fc_int ih0 = oh * sh - ph;
+  for (fc_int ow = 0; ow < ow_count; ow++) {
+    const fc_int iw0 = ow * sw - pw;
+    const int w_inside = iw0 >= 0 && iw0 + kw <= w;
+    for (fc_int ci = 0; ci < c; ci++) {
+      const T *plane = x + (n * c + ci) * h * w;
+      for (fc_int i = 0; i < kh; i++) {
+        const fc_int ih = ih0 + i;
+        if (!FC_INSIDE(ih, h)) {
+          for (fc_int j = 0; j < kw; j++) *dst++ = 0;
+          continue;
+        }
+        const T *src = plane + ih * w + iw0;
+        if (w_inside) {
+          for (fc_int j = 0; j < kw; j++) *dst++ = src[j];
+        } else {
+          for (fc_int j = 0; j < kw; j++) *dst++ = FC_INSIDE(iw0 + j, w) ? src[j] : (T)0;
+        }
+      }
+    }
+  }
+}
+
+void FC_NAME(im2col)(const T *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kernel_h,
+                     fc_int kernel_w, fc_int pad_h, fc_int pad_w, fc_int stride_h,
+                     fc_int stride_w, int nthreads, T *col) {
+  const fc_int oh = FC_OUT_SIZE(h, kernel_h, pad_h, stride_h, 1);
+  const fc_int ow = FC_OUT_SIZE(w, kernel_w, pad_w, stride_w, 1);
+  FC_PARALLEL_FOR(r, n * oh, nthreads,
+                  FC_NAME(im2col_rows)(x, r, c, h, w, kernel_h, kernel_w, pad_h, pad_w,
+                                       stride_h, stride_w, oh, ow, col));
+}
+
+/* Adds image n's rows of col into channels [c0, c1) of dx[n]; zeroes them first.
+ * Reading col row by row keeps the large operand streaming while the small image
+ * plane it scatters into stays in cache. */
+static void FC_NAME(col2im_image)(const T *col, fc_int n, fc_int c0, fc_int c1, fc_int c,
+                                  fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph,
+                                  fc_int pw, fc_int sh, fc_int sw, fc_int oh_count,
+                                  fc_int ow_count, T *x) {
+  const fc_int ncols = c * kh * kw;
+  T *img = x + n * c * h * w;
+  for (fc_int i = c0 * h * w; i < c1 * h * w; i++) img[i] = 0;
+  for (fc_int oh = 0; oh < oh_count; oh++) {
+    const fc_int ih0 = oh * sh - ph;
+    for (fc_int ow = 0; ow < ow_count; ow++) {
+      const fc_int iw0 = ow * sw - pw;
+      const T *src = col + ((n * oh_count + oh) * ow_count + ow) * ncols + c0 * kh * kw;
+      for (fc_int ci = c0; ci < c1; ci++) {
+        T *plane = img + ci * h * w;
+        for (fc_int i = 0; i < kh; i++, src += kw) {
+          const fc_int ih = ih0 + i;
+          if (!FC_INSIDE(ih, h)) continue;
+          T *dst = plane + ih * w + iw0;
+          for (fc_int j = 0; j < kw; j++)
+            if (FC_INSIDE(iw0 + j, w)) dst[j] += src[j];
+        }
+      }
+    }
+  }
+}
+
+void FC_NAME(col2im)(const T *col, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kernel_h,
+                     fc_int kernel_w, fc_int pad_h, fc_int pad_w, fc_int stride_h,
+                     fc_int stride_w, int nthreads, T *x) {
+  const fc_int oh = FC_OUT_SIZE(h, kernel_h, pad_h, stride_h, 1);
+  const fc_int ow = FC_OUT_SIZE(w, kernel_w, pad_w, stride_w, 1);
+  /* Whole images per thread when there are enough of them, else (n, c) planes.
+   * Either way each dx element receives its terms in the same (oh, ow, i, j)
+   * order, so the split does not change a single bit. */
+  if (n >= nthreads) {
+    FC_PARALLEL_FOR(ni, n, nthreads,
+                    FC_NAME(col2im_image)(col, ni, 0, c, c, h, w, kernel_h, kernel_w, pad_h,
+                                          pad_w, stride_h, stride_w, oh, ow, x));
+  } else {
+    FC_PARALLEL_FOR(p, n * c, nthreads,
+                    FC_NAME(col2im_image)(col, p / c, p % c, p % c + 1, c, h, w, kernel_h,
+                                          kernel_w, pad_h, pad_w, stride_h, stride_w, oh,
+                                          ow, x));
+  }
+}
+
+/* One (n, c) plane of PyTorch's layout: kh*kw rows of oh*ow contiguous values. */
+static void FC_NAME(unfold_plane)(const T *plane, fc_int h, fc_int w, fc_int kh, fc_int kw,
+                                  fc_int ph, fc_int pw, fc_int sh, fc_int sw, fc_int dh,
+                                  fc_int dw, fc_int oh_count, fc_int ow_count, T *dst) {
+  for (fc_int i = 0; i < kh; i++) {
+    for (fc_int j = 0; j < kw; j++) {
+      for (fc_int oh = 0; oh < oh_count; oh++) {
+        const fc_int ih = oh * sh - ph + i * dh;
+        if (!FC_INSIDE(ih, h)) {
+          for (fc_int ow = 0; ow < ow_count; ow++) *dst++ = 0;
+          continue;
+        }
+        const T *row = plane + ih * w;
+        const fc_int iw0 = j * dw - pw;
+        for (fc_int ow = 0; ow < ow_count; ow++) {
+          const fc_int iw = iw0 + ow * sw;
+          *dst++ = FC_INSIDE(iw, w) ? row[iw] : (T)0;
+        }
+      }
+    }
+  }
+}
+
+void FC_NAME(unfold)(const T *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kernel_h,
+                     fc_int kernel_w, fc_int pad_h, fc_int pad_w, fc_int stride_h,
+                     fc_int stride_w, fc_int dilation_h, fc_int dilation_w, int nthreads,
+                     T *cols) {
+  const fc_int oh = FC_OUT_SIZE(h, kernel_h, pad_h, stride_h, dilation_h);
+  const fc_int ow = FC_OUT_SIZE(w, kernel_w, pad_w, stride_w, dilation_w);
+  const fc_int block = kernel_h * kernel_w * oh * ow;
+  FC_PARALLEL_FOR(p, n * c, nthreads,
+                  FC_NAME(unfold_plane)(x + p * h * w, h, w, kernel_h, kernel_w, pad_h, pad_w,
+                                        stride_h, stride_w, dilation_h, dilation_w, oh, ow,
+                                        cols + p * block));
+}
+
+static void FC_NAME(fold_plane)(const T *src, fc_int h, fc_int w, fc_int kh, fc_int kw,
+                                fc_int ph, fc_int pw, fc_int sh, fc_int sw, fc_int dh,
+                                fc_int dw, fc_int oh_count, fc_int ow_count, T *plane) {
+  for (fc_int i = 0; i < h * w; i++) plane[i] = 0;
+  for (fc_int i = 0; i < kh; i++) {
+    for (fc_int j = 0; j < kw; j++) {
+      for (fc_int oh = 0; oh < oh_count; oh++, src += ow_count) {
+        const fc_int ih = oh * sh - ph + i * dh;
+        if (!FC_INSIDE(ih, h)) continue;
+        T *row = plane + ih * w;
+        const fc_int iw0 = j * dw - pw;
+        for (fc_int ow = 0; ow < ow_count; ow++) {
+          const fc_int iw = iw0 + ow * sw;
+          if (FC_INSIDE(iw, w)) row[iw] += src[ow];
+        }
+      }
+    }
+  }
+}
+
+void FC_NAME(fold)(const T *cols, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kernel_h,
+                   fc_int kernel_w, fc_int pad_h, fc_int pad_w, fc_int stride_h,
+                   fc_int stride_w, fc_int dilation_h, fc_int dilation_w, int nthreads, T *x) {
+  const fc_int oh = FC_OUT_SIZE(h, kernel_h, pad_h, stride_h, dilation_h);
+  const fc_int ow = FC_OUT_SIZE(w, kernel_w, pad_w, stride_w, dilation_w);
+  const fc_int block = kernel_h * kernel_w * oh * ow;
+  FC_PARALLEL_FOR(p, n * c, nthreads,
+                  FC_NAME(fold_plane)(cols + p * block, h, w, kernel_h, kernel_w, pad_h, pad_w,
+                                      stride_h, stride_w, dilation_h, dilation_w, oh, ow,
+                                      x + p * h * w));
+}
+
+static void FC_NAME(max_pool_plane)(const T *plane, fc_int h, fc_int w, fc_int kh, fc_int kw,
+                                    fc_int ph, fc_int pw, fc_int sh, fc_int sw,
+                                    fc_int oh_count, fc_int ow_count, T *out,
+                                    int64_t *argmax) {
+  for (fc_int oh = 0; oh < oh_count; oh++) {
+    const fc_int hs = oh * sh - ph;
+    const fc_int h0 = hs > 0 ? hs : 0, h1 = hs + kh < h ? hs + kh : h;
+    for (fc_int ow = 0; ow < ow_count; ow++) {
+      const fc_int ws = ow * sw - pw;
+      const fc_int w0 = ws > 0 ? ws : 0, w1 = ws + kw < w ? ws + kw : w;
+      /* Start from the first real cell, not from -inf or index -1: padding can
+       * then never win, an all -inf window still points inside the plane, and
+       * pad <= kernel/2 guarantees the window holds at least one real cell. */
+      int64_t best_i = h0 * w + w0;
+      T best = plane[best_i];
+      for (fc_int ih = h0; ih < h1; ih++) {
+        for (fc_int iw = w0; iw < w1; iw++) {
+          const T v = plane[ih * w + iw];
+          /* Strict > keeps the first of equal maxima; the second test lets the
+           * first NaN win and then hold (every comparison with NaN is false). */
+          if (v > best || (v != v && best == best)) {
+            best = v;
+            best_i = ih * w + iw;
+          }
+        }
+      }
+      out[oh * ow_count + ow] = best;
+      argmax[oh * ow_count + ow] = best_i;
+    }
+  }
+}
+
+void FC_NAME(max_pool2d)(const T *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kernel_h,
+                         fc_int kernel_w, fc_int pad_h, fc_int pad_w, fc_int stride_h,
+                         fc_int stride_w, int nthreads, T *out, int64_t *argmax) {
+  const fc_int oh = FC_OUT_SIZE(h, kernel_h, pad_h, stride_h, 1);
+  const fc_int ow = FC_OUT_SIZE(w, kernel_w, pad_w, stride_w, 1);
+  FC_PARALLEL_FOR(p, n * c, nthreads,
+                  FC_NAME(max_pool_plane)(x + p * h * w, h, w, kernel_h, kernel_w, pad_h,
+                                          pad_w, stride_h, stride_w, oh, ow,
+                                          out + p * oh * ow, argmax + p * oh * ow));
+}
+
+static fc_int FC_NAME(max_unpool_plane)(const T *dout, const int64_t *argmax, fc_int hw,
+                                        fc_int ohw, T *plane) {
+  fc_int bad = 0;
+  for (fc_int i = 0; i < hw; i++) plane[i] = 0;
+  for (fc_int k = 0; k < ohw; k++) {
+    const int64_t idx = argmax[k];
+    if (FC_INSIDE(idx, hw))
+      plane[idx] += dout[k];
+    else
+      bad++;
+  }
+  return bad;
+}
+
+fc_int FC_NAME(max_pool2d_backward)(const T *dout, const int64_t *argmax, fc_int n, fc_int c,
+                                    fc_int h, fc_int w, fc_int out_h, fc_int out_w,
+                                    int nthreads, T *dx) {
+  const fc_int ohw = out_h * out_w, planes = n * c;
+  fc_int bad = 0;
+  if (nthreads > 1) {
+#pragma omp parallel for schedule(static) num_threads(nthreads) reduction(+ : bad)
+    for (fc_int p = 0; p < planes; p++)
+      bad += FC_NAME(max_unpool_plane)(dout + p * ohw, argmax + p * ohw, h * w, ohw,
+                                       dx + p * h * w);
+  } else {
+    for (fc_int p = 0; p < planes; p++)
+      bad += FC_NAME(max_unpool_plane)(dout + p * ohw, argmax + p * ohw, h * w, ohw,
+                                       dx + p * h * w);
+  }
+  return bad;
+}
+
+static void FC_NAME(avg_pool_plane)(const T *plane, fc_int h, fc_int w, fc_int kh, fc_int kw,
+                                    fc_int ph, fc_int pw, fc_int sh, fc_int sw,
+                                    fc_int oh_count, fc_int ow_count, T *out) {
+  /* count_include_pad: padded cells are zeros that still count in the divisor. */
+  const T inv = (T)1 / (T)(kh * kw);
+  for (fc_int oh = 0; oh < oh_count; oh++) {
+    const fc_int hs = oh * sh - ph;
+    const fc_int h0 = hs > 0 ? hs : 0, h1 = hs + kh < h ? hs + kh : h;
+    for (fc_int ow = 0; ow < ow_count; ow++) {
+      const fc_int ws = ow * sw - pw;
+      const fc_int w0 = ws > 0 ? ws : 0, w1 = ws + kw < w ? ws + kw : w;
+      T sum = 0;
+      for (fc_int ih = h0; ih < h1; ih++)
+        for (fc_int iw = w0; iw < w1; iw++) sum += plane[ih * w + iw];
+      out[oh * ow_count + ow] = sum * inv;
+    }
+  }
+}
+
+void FC_NAME(avg_pool2d)(const T *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kernel_h,
+                         fc_int kernel_w, fc_int pad_h, fc_int pad_w, fc_int stride_h,
+                         fc_int stride_w, int nthreads, T *out) {
+  const fc_int oh = FC_OUT_SIZE(h, kernel_h, pad_h, stride_h, 1);
+  const fc_int ow = FC_OUT_SIZE(w, kernel_w, pad_w, stride_w, 1);
+  FC_PARALLEL_FOR(p, n * c, nthreads,
+                  FC_NAME(avg_pool_plane)(x + p * h * w, h, w, kernel_h, kernel_w, pad_h,
+                                          pad_w, stride_h, stride_w, oh, ow,
+                                          out + p * oh * ow));
+}
+
+static void FC_NAME(avg_unpool_plane)(const T *dout, fc_int h, fc_int w, fc_int kh, fc_int kw,
+                                      fc_int ph, fc_int pw, fc_int sh, fc_int sw,
+                                      fc_int oh_count, fc_int ow_count, T *plane) {
+  const T inv = (T)1 / (T)(kh * kw);
+  for (fc_int i = 0; i < h * w; i++) plane[i] = 0;
+  for (fc_int oh = 0; oh < oh_count; oh++) {
+    const fc_int hs = oh * sh - ph;
+    const fc_int h0 = hs > 0 ? hs : 0, h1 = hs + kh < h ? hs + kh : h;
+    for (fc_int ow = 0; ow < ow_count; ow++) {
+      const fc_int ws = ow * sw - pw;
+      const fc_int w0 = ws > 0 ? ws : 0, w1 = ws + kw < w ? ws + kw : w;
+      const T g = dout[oh * ow_count + ow] * inv;
+      for (fc_int ih = h0; ih < h1; ih++)
+        for (fc_int iw = w0; iw < w1; iw++) plane[ih * w + iw] += g;
+    }
+  }
+}
+
+void FC_NAME(avg_pool2d_backward)(const T *dout, fc_int n, fc_int c, fc_int h, fc_int w,
+                                  fc_int kernel_h, fc_int kernel_w, fc_int pad_h, fc_int pad_w,
+                                  fc_int stride_h, fc_int stride_w, int nthreads, T *dx) {
+  const fc_int oh = FC_OUT_SIZE(h, kernel_h, pad_h, stride_h, 1);
+  const fc_int ow = FC_OUT_SIZE(w, kernel_w, pad_w, stride_w, 1);
+  FC_PARALLEL_FOR(p, n * c, nthreads,
+                  FC_NAME(avg_unpool_plane)(dout + p * oh * ow, h, w, kernel_h, kernel_w,
+                                            pad_h, pad_w, stride_h, stride_w, oh, ow,
+                                            dx + p * h * w));
+}
+
+#undef FC_OUT_SIZE
+#undef FC_INSIDE

@@ -1,0 +1,128 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Cython bindings of the C kernels in csrc/.
+
+Thin by design: no validation happens here (fastconv.functional does it all
+before calling). Each function takes C-contiguous inputs, a preallocated
+output of the same float type, and a thread count, and releases the GIL
+around the kernel so that other Python threads keep running.
+"""
+from libc.stdint cimport int64_t
+
+cdef extern from "fastconv.h" nogil:
+    ctypedef int64_t fc_int
+    int fc_openmp_enabled()
+    int fc_max_threads()
+    void fc_im2col_f32(const float *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, float *col)
+    void fc_im2col_f64(const double *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, double *col)
+    void fc_col2im_f32(const float *col, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, float *x)
+    void fc_col2im_f64(const double *col, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, double *x)
+    void fc_unfold_f32(const float *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, fc_int dh, fc_int dw, int nthreads, float *cols)
+    void fc_unfold_f64(const double *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, fc_int dh, fc_int dw, int nthreads, double *cols)
+    void fc_fold_f32(const float *cols, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, fc_int dh, fc_int dw, int nthreads, float *x)
+    void fc_fold_f64(const double *cols, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, fc_int dh, fc_int dw, int nthreads, double *x)
+    void fc_max_pool2d_f32(const float *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, float *out, int64_t *argmax)
+    void fc_max_pool2d_f64(const double *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, double *out, int64_t *argmax)
+    fc_int fc_max_pool2d_backward_f32(const float *dout, const int64_t *argmax, fc_int n, fc_int c, fc_int h, fc_int w, fc_int oh, fc_int ow, int nthreads, float *dx)
+    fc_int fc_max_pool2d_backward_f64(const double *dout, const int64_t *argmax, fc_int n, fc_int c, fc_int h, fc_int w, fc_int oh, fc_int ow, int nthreads, double *dx)
+    void fc_avg_pool2d_f32(const float *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, float *out)
+    void fc_avg_pool2d_f64(const double *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, double *out)
+    void fc_avg_pool2d_backward_f32(const float *dout, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, float *dx)
+    void fc_avg_pool2d_backward_f64(const double *dout, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, double *dx)
+
+ctypedef fused real:
+    float
+    double
+
+
+def openmp_enabled():
+    """True when the extension was compiled with OpenMP."""
+    return bool(fc_openmp_enabled())
+
+
+def max_threads():
+    """omp_get_max_threads() for the calling thread (1 without OpenMP)."""
+    return fc_max_threads()
+
+
+def im2col(const real[:, :, :, ::1] x, fc_int kh, fc_int kw, fc_int ph, fc_int pw,
+           fc_int sh, fc_int sw, int nthreads, real[:, ::1] col):
+    cdef fc_int n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
+    with nogil:
+        if real is float:
+            fc_im2col_f32(&x[0, 0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, nthreads, &col[0, 0])
+        else:
+            fc_im2col_f64(&x[0, 0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, nthreads, &col[0, 0])
+
+
+def col2im(const real[:, ::1] col, fc_int kh, fc_int kw, fc_int ph, fc_int pw,
+           fc_int sh, fc_int sw, int nthreads, real[:, :, :, ::1] x):
+    cdef fc_int n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
+    with nogil:
+        if real is float:
+            fc_col2im_f32(&col[0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, nthreads, &x[0, 0, 0, 0])
+        else:
+            fc_col2im_f64(&col[0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, nthreads, &x[0, 0, 0, 0])
+
+
+def unfold(const real[:, :, :, ::1] x, fc_int kh, fc_int kw, fc_int ph, fc_int pw,
+           fc_int sh, fc_int sw, fc_int dh, fc_int dw, int nthreads, real[:, :, ::1] cols):
+    cdef fc_int n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
+    with nogil:
+        if real is float:
+            fc_unfold_f32(&x[0, 0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, dh, dw, nthreads, &cols[0, 0, 0])
+        else:
+            fc_unfold_f64(&x[0, 0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, dh, dw, nthreads, &cols[0, 0, 0])
+
+
+def fold(const real[:, :, ::1] cols, fc_int kh, fc_int kw, fc_int ph, fc_int pw,
+         fc_int sh, fc_int sw, fc_int dh, fc_int dw, int nthreads, real[:, :, :, ::1] x):
+    cdef fc_int n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
+    with nogil:
+        if real is float:
+            fc_fold_f32(&cols[0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, dh, dw, nthreads, &x[0, 0, 0, 0])
+        else:
+            fc_fold_f64(&cols[0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, dh, dw, nthreads, &x[0, 0, 0, 0])
+
+
+def max_pool2d(const real[:, :, :, ::1] x, fc_int kh, fc_int kw, fc_int ph, fc_int pw,
+               fc_int sh, fc_int sw, int nthreads, real[:, :, :, ::1] out,
+               int64_t[:, :, :, ::1] argmax):
+    cdef fc_int n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
+    with nogil:
+        if real is float:
+            fc_max_pool2d_f32(&x[0, 0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, nthreads, &out[0, 0, 0, 0], &argmax[0, 0, 0, 0])
+        else:
+            fc_max_pool2d_f64(&x[0, 0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, nthreads, &out[0, 0, 0, 0], &argmax[0, 0, 0, 0])
+
+
+def max_pool2d_backward(const real[:, :, :, ::1] dout, const int64_t[:, :, :, ::1] argmax,
+                        int nthreads, real[:, :, :, ::1] dx):
+    """Returns how many indices were out of range (and skipped)."""
+    cdef fc_int n = dx.shape[0], c = dx.shape[1], h = dx.shape[2], w = dx.shape[3]
+    cdef fc_int oh = dout.shape[2], ow = dout.shape[3], bad
+    with nogil:
+        if real is float:
+            bad = fc_max_pool2d_backward_f32(&dout[0, 0, 0, 0], &argmax[0, 0, 0, 0], n, c, h, w, oh, ow, nthreads, &dx[0, 0, 0, 0])
+        else:
+            bad = fc_max_pool2d_backward_f64(&dout[0, 0, 0, 0], &argmax[0, 0, 0, 0], n, c, h, w, oh, ow, nthreads, &dx[0, 0, 0, 0])
+    return bad
+
+
+def avg_pool2d(const real[:, :, :, ::1] x, fc_int kh, fc_int kw, fc_int ph, fc_int pw,
+               fc_int sh, fc_int sw, int nthreads, real[:, :, :, ::1] out):
+    cdef fc_int n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
+    with nogil:
+        if real is float:
+            fc_avg_pool2d_f32(&x[0, 0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, nthreads, &out[0, 0, 0, 0])
+        else:
+            fc_avg_pool2d_f64(&x[0, 0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, nthreads, &out[0, 0, 0, 0])
+
+
+def avg_pool2d_backward(const real[:, :, :, ::1] dout, fc_int kh, fc_int kw, fc_int ph,
+                        fc_int pw, fc_int sh, fc_int sw, int nthreads, real[:, :, :, ::1] dx):
+    cdef fc_int n = dx.shape[0], c = dx.shape[1], h = dx.shape[2], w = dx.shape[3]
+    with nogil:
+        if real is float:
+            fc_avg_pool2d_backward_f32(&dout[0, 0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, nthreads, &dx[0, 0, 0, 0])
+        else:
+            fc_avg_pool2d_backward_f64(&dout[0, 0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, nthreads, &dx[0, 0, 0, 0])

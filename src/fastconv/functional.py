@@ -1,0 +1,433 @@
+"""fastconv's public operations: validation, dtype handling and backend dispatch.
+
+This is the only module that imports the compiled extension (``_ext``) or the
+NumPy backend (``reference``); layers and models call the functions here.
+
+Layouts are NCHW. For a window F, stride S, padding P and dilation D on an
+axis of size H the output size is ``(H + 2P - D*(F-1) - 1) // S + 1``, which
+must be at least 1. Sizes accept an int or an ``(h, w)`` pair. float32 and
+float64 inputs keep their dtype; other real dtypes become float64.
+"""
+import contextlib
+import os
+import warnings
+
+import numpy as np
+
+from . import _validate as V
+from . import reference as _ref
+
+try:
+    from . import _ext
+except ImportError as exc:  # the package still works, on NumPy
+    _ext = None
+    _EXT_ERROR = exc
+else:
+    _EXT_ERROR = None
+
+__all__ = [
+    "im2col", "col2im", "unfold", "fold",
+    "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
+    "set_backend", "get_backend", "use_backend", "available_backends",
+    "set_num_threads", "get_num_threads", "openmp_enabled",
+]
+
+_BACKENDS = ("c", "numpy")
+
+
+def _warn_no_extension():
+    warnings.warn(
+        f"fastconv's compiled extension could not be imported ({_EXT_ERROR}); "
+        "using the NumPy backend, which is much slower.",
+        RuntimeWarning, stacklevel=3)
+
+
+def _initial_backend():
+    name = os.environ.get("FASTCONV_BACKEND", "c").strip().lower() or "c"
+    if name not in _BACKENDS:
+        warnings.warn(f"FASTCONV_BACKEND must be one of {_BACKENDS}, got {name!r}; using 'c'",
+                      RuntimeWarning, stacklevel=2)
+        name = "c"
+    if name == "c" and _ext is None:
+        _warn_no_extension()  # said once, here at import
+        name = "numpy"
+    return name
+
+
+_backend = _initial_backend()
+
+
+def available_backends():
+    """The backends that can run here: ``("c", "numpy")``, or ``("numpy",)``."""
+    return _BACKENDS if _ext is not None else ("numpy",)
+
+
+def set_backend(name):
+    """Select the backend for every op in this process: ``"c"`` or ``"numpy"``.
+
+    Raises ValueError for an unknown name and RuntimeError when ``"c"`` is
+    asked for but the compiled extension failed to import.
+    """
+    global _backend
+    if not isinstance(name, str) or name.lower() not in _BACKENDS:
+        raise ValueError(f"backend must be one of {_BACKENDS}, got {name!r}")
+    name = name.lower()
+    if name == "c" and _ext is None:
+        raise RuntimeError(f"the C backend is unavailable: {_EXT_ERROR}")
+    _backend = name
+
+
+def get_backend():
+    """The name of the active backend, ``"c"`` or ``"numpy"``."""
+    return _backend
+
+
+@contextlib.contextmanager
+def use_backend(name):
+    """Context manager that selects a backend and restores the previous one."""
+    previous = _backend
+    set_backend(name)
+    try:
+        yield
+    finally:
+        set_backend(previous)
+
+
+# --- threads -----------------------------------------------------------------
+
+_num_threads = None      # None: follow OpenMP (OMP_NUM_THREADS, threadpoolctl)
+_parallel_used = False   # has this process entered an OpenMP parallel region?
+_forked_after_parallel = False
+
+
+def _after_fork_in_child():
+    # libgomp's worker pool does not survive fork(); a child that opens a
+    # parallel region after its parent used one waits forever. Such a child
+    # runs every kernel on its own thread instead.
+    global _forked_after_parallel
+    _forked_after_parallel = _forked_after_parallel or _parallel_used
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def openmp_enabled():
+    """True when the compiled extension is present and was built with OpenMP."""
+    return _ext is not None and _ext.openmp_enabled()
+
+
+def set_num_threads(n):
+    """Fix the number of threads fastconv's kernels use, for the whole process.
+
+    ``n`` is a positive int, or None to go back to the default, which reads
+    ``omp_get_max_threads()`` at every call and so honours ``OMP_NUM_THREADS``
+    and ``threadpoolctl.threadpool_limits``. Results never depend on it.
+    """
+    global _num_threads
+    if n is not None:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+            raise TypeError(f"n must be a positive int or None, got {n!r}")
+        if n < 1:
+            raise ValueError(f"n must be a positive int or None, got {n!r}")
+        n = int(n)
+    _num_threads = n
+
+
+def get_num_threads():
+    """The number of threads the next kernel call will use."""
+    if _ext is None or _forked_after_parallel or not _ext.openmp_enabled():
+        return 1
+    if _num_threads is not None:
+        return _num_threads
+    return max(1, _ext.max_threads())
+
+
+def _threads():
+    global _parallel_used
+    n = get_num_threads()
+    if n > 1:
+        _parallel_used = True
+    return n
+
+
+def _use_c():
+    return _backend == "c"
+
+
+# --- im2col / col2im (the book's layout) ---------------------------------------
+
+def _window_args(filter_h, filter_w, stride, pad):
+    kernel = (V.positive_pair(filter_h, "filter_h")[0], V.positive_pair(filter_w, "filter_w")[0])
+    return kernel, V.positive_pair(stride, "stride"), V.nonnegative_pair(pad, "pad")
+
+
+def im2col(x, filter_h, filter_w, stride=1, pad=0):
+    """Unroll every filter window of ``x`` into one row (the book's layout).
+
+    Parameters
+    ----------
+    x : array (N, C, H, W), any real dtype
+    filter_h, filter_w : int
+    stride, pad : int or (h, w)
+
+    Returns
+    -------
+    col : array (N*OH*OW, C*filter_h*filter_w), float32 if x is float32, else
+        float64. Rows are ordered (n, oh, ow) and columns (c, fh, fw);
+        padding contributes zeros. Equal, element for element, to the book's
+        ``common.util.im2col``.
+    """
+    kernel, stride, pad = _window_args(filter_h, filter_w, stride, pad)
+    x = V.float_array(x, "x", (4,), "4-D (N, C, H, W)")
+    n, c, h, w = x.shape
+    oh, ow = V.out_size((h, w), kernel, stride, pad)
+    shape = (n * oh * ow, c * kernel[0] * kernel[1])
+    V.check_output_fits(shape, x.itemsize, "col")
+    if not _use_c():
+        return _ref.im2col(x, kernel, stride, pad)
+    col = np.empty(shape, dtype=x.dtype)
+    if col.size:
+        _ext.im2col(x, *kernel, *pad, *stride, _threads(), col)
+    return col
+
+
+def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
+    """The adjoint of :func:`im2col`: sum each row back onto its window.
+
+    Parameters
+    ----------
+    col : array (N*OH*OW, C*filter_h*filter_w)
+    input_shape : (N, C, H, W), the shape given to im2col
+
+    Returns
+    -------
+    x : array of ``input_shape``, the dtype of col (float32/float64).
+        Overlapping windows add up; contributions to the padding are dropped.
+    """
+    kernel, stride, pad = _window_args(filter_h, filter_w, stride, pad)
+    n, c, h, w = V.shape4(input_shape, "input_shape")
+    V.check_output_fits((n, c, h, w), 8, "input_shape")
+    col = V.float_array(col, "col", (2,), "2-D (N*OH*OW, C*FH*FW)")
+    oh, ow = V.out_size((h, w), kernel, stride, pad)
+    expected = (n * oh * ow, c * kernel[0] * kernel[1])
+    if col.shape != expected:
+        raise ValueError(
+            f"col has shape {col.shape}, but input_shape {(n, c, h, w)} with a "
+            f"{kernel[0]}x{kernel[1]} filter, stride {stride} and pad {pad} needs {expected}")
+    if not _use_c():
+        return _ref.col2im(col, (n, c, h, w), kernel, stride, pad)
+    x = np.empty((n, c, h, w), dtype=col.dtype)
+    if x.size:
+        _ext.col2im(col, *kernel, *pad, *stride, _threads(), x)
+    return x
+
+
+# --- unfold / fold (PyTorch's layout) ------------------------------------------
+
+def _torch_window_args(kernel_size, dilation, padding, stride):
+    return (V.positive_pair(kernel_size, "kernel_size"), V.positive_pair(dilation, "dilation"),
+            V.nonnegative_pair(padding, "padding"), V.positive_pair(stride, "stride"))
+
+
+def unfold(x, kernel_size, dilation=1, padding=0, stride=1):
+    """Extract sliding blocks, as ``torch.nn.functional.unfold``.
+
+    Parameters
+    ----------
+    x : array (N, C, H, W), or (C, H, W) unbatched
+    kernel_size, dilation, padding, stride : int or (h, w)
+
+    Returns
+    -------
+    array (N, C*kh*kw, L), or (C*kh*kw, L) unbatched, with L = OH*OW. Each
+    column holds one block, ordered (c, kh, kw); columns are ordered (oh, ow).
+    """
+    kernel, dilation, pad, stride = _torch_window_args(kernel_size, dilation, padding, stride)
+    x = V.float_array(x, "input", (3, 4), "3-D (C, H, W) or 4-D (N, C, H, W)")
+    unbatched = x.ndim == 3
+    if unbatched:
+        x = x[None]
+    n, c, h, w = x.shape
+    oh, ow = V.out_size((h, w), kernel, stride, pad, dilation, what="kernel")
+    shape = (n, c * kernel[0] * kernel[1], oh * ow)
+    V.check_output_fits(shape, x.itemsize)
+    if not _use_c():
+        cols = _ref.unfold(x, kernel, dilation, pad, stride)
+    else:
+        cols = np.empty(shape, dtype=x.dtype)
+        if cols.size:
+            _ext.unfold(x, *kernel, *pad, *stride, *dilation, _threads(), cols)
+    return cols[0] if unbatched else cols
+
+
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """Sum sliding blocks back into an image, as ``torch.nn.functional.fold``.
+
+    The adjoint of :func:`unfold`.
+
+    Parameters
+    ----------
+    input : array (N, C*kh*kw, L), or (C*kh*kw, L) unbatched
+    output_size : int or (H, W)
+
+    Returns
+    -------
+    array (N, C, H, W), or (C, H, W) unbatched; overlapping blocks add up.
+    """
+    kernel, dilation, pad, stride = _torch_window_args(kernel_size, dilation, padding, stride)
+    h, w = V.positive_pair(output_size, "output_size")
+    cols = V.float_array(input, "input", (2, 3), "2-D (C*kh*kw, L) or 3-D (N, C*kh*kw, L)")
+    unbatched = cols.ndim == 2
+    if unbatched:
+        cols = cols[None]
+    n, ckk, length = cols.shape
+    kk = kernel[0] * kernel[1]
+    if ckk % kk or ckk == 0:
+        raise ValueError(
+            f"input's dimension 1 ({ckk}) must be a positive multiple of "
+            f"kernel_size {kernel[0]}x{kernel[1]} = {kk}")
+    oh, ow = V.out_size((h, w), kernel, stride, pad, dilation, what="kernel")
+    if length != oh * ow:
+        raise ValueError(
+            f"input has L={length} blocks, but output_size {(h, w)} with kernel_size "
+            f"{kernel}, dilation {dilation}, padding {pad} and stride {stride} gives "
+            f"{oh}x{ow}={oh * ow}")
+    c = ckk // kk
+    V.check_output_fits((n, c, h, w), cols.itemsize)
+    if not _use_c():
+        x = _ref.fold(cols, (h, w), kernel, dilation, pad, stride)
+    else:
+        x = np.empty((n, c, h, w), dtype=cols.dtype)
+        if x.size:
+            _ext.fold(cols, *kernel, *pad, *stride, *dilation, _threads(), x)
+    return x[0] if unbatched else x
+
+
+# --- pooling -------------------------------------------------------------------
+
+def _pool_args(kernel_size, stride, padding):
+    kernel = V.positive_pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None else V.positive_pair(stride, "stride")
+    pad = V.nonnegative_pair(padding, "padding")
+    if 2 * pad[0] > kernel[0] or 2 * pad[1] > kernel[1]:
+        raise ValueError(
+            f"padding {pad} must be at most half of kernel_size {kernel}")
+    return kernel, stride, pad
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, return_indices=False):
+    """2-D max pooling, as ``torch.nn.functional.max_pool2d``.
+
+    Parameters
+    ----------
+    x : array (N, C, H, W)
+    kernel_size : int or (h, w)
+    stride : int or (h, w), default kernel_size
+    padding : int or (h, w), at most half the window; padded cells never win
+    return_indices : bool
+
+    Returns
+    -------
+    out : array (N, C, OH, OW), float32 or float64
+    indices : int64 array (N, C, OH, OW), only if return_indices. The flat
+        index ``h*W + w`` of each maximum in its unpadded input plane. Ties go
+        to the first maximum in row-major window order; a NaN in a window makes
+        the output NaN and the index that of the first NaN.
+    """
+    kernel, stride, pad = _pool_args(kernel_size, stride, padding)
+    x = V.float_array(x, "x", (4,), "4-D (N, C, H, W)")
+    n, c, h, w = x.shape
+    oh, ow = V.out_size((h, w), kernel, stride, pad, what="pool window")
+    if not _use_c() or x.size == 0:
+        out, idx = _ref.max_pool2d(x, kernel, stride, pad)
+    else:
+        out = np.empty((n, c, oh, ow), dtype=x.dtype)
+        idx = np.empty((n, c, oh, ow), dtype=np.int64)
+        _ext.max_pool2d(x, *kernel, *pad, *stride, _threads(), out, idx)
+    return (out, idx) if return_indices else out
+
+
+def max_pool2d_backward(dout, indices, input_shape):
+    """Gradient of :func:`max_pool2d`: scatter ``dout`` to ``indices``.
+
+    Parameters
+    ----------
+    dout : array (N, C, OH, OW)
+    indices : int64 array (N, C, OH, OW), from ``max_pool2d(..., return_indices=True)``
+    input_shape : (N, C, H, W) of the pooled input
+
+    Returns
+    -------
+    dx : array of ``input_shape``, the dtype of dout. Where windows overlap
+        the contributions add. Indices outside ``[0, H*W)`` raise ValueError.
+    """
+    n, c, h, w = V.shape4(input_shape, "input_shape")
+    V.check_output_fits((n, c, h, w), 8, "input_shape")
+    dout = V.float_array(dout, "dout", (4,), "4-D (N, C, OH, OW)")
+    if dout.shape[:2] != (n, c):
+        raise ValueError(
+            f"dout has shape {dout.shape}, but input_shape {(n, c, h, w)} needs N={n}, C={c}")
+    indices = V.index_array(indices, "indices", dout.shape)
+    if not _use_c() or dout.size == 0:
+        if indices.size and (indices.min() < 0 or indices.max() >= h * w):
+            _bad_indices(h, w, int(np.count_nonzero((indices < 0) | (indices >= h * w))))
+        return _ref.max_pool2d_backward(dout, indices, (n, c, h, w))
+    dx = np.empty((n, c, h, w), dtype=dout.dtype)
+    bad = _ext.max_pool2d_backward(dout, indices, _threads(), dx)
+    if bad:
+        _bad_indices(h, w, bad)
+    return dx
+
+
+def _bad_indices(h, w, count):
+    raise ValueError(
+        f"indices must lie in [0, H*W) = [0, {h * w}) for an input plane of {h}x{w}; "
+        f"{count} do not")
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0):
+    """2-D average pooling, as ``torch.nn.functional.avg_pool2d``.
+
+    The divisor is always kh*kw: padded cells count as zeros
+    (PyTorch's default ``count_include_pad=True``).
+
+    Returns an array (N, C, OH, OW) of x's float dtype.
+    """
+    kernel, stride, pad = _pool_args(kernel_size, stride, padding)
+    x = V.float_array(x, "x", (4,), "4-D (N, C, H, W)")
+    n, c, h, w = x.shape
+    oh, ow = V.out_size((h, w), kernel, stride, pad, what="pool window")
+    if not _use_c() or x.size == 0:
+        return _ref.avg_pool2d(x, kernel, stride, pad)
+    out = np.empty((n, c, oh, ow), dtype=x.dtype)
+    _ext.avg_pool2d(x, *kernel, *pad, *stride, _threads(), out)
+    return out
+
+
+def avg_pool2d_backward(dout, input_shape, kernel_size, stride=None, padding=0):
+    """Gradient of :func:`avg_pool2d` with the same window arguments.
+
+    Parameters
+    ----------
+    dout : array (N, C, OH, OW)
+    input_shape : (N, C, H, W)
+
+    Returns
+    -------
+    dx : array of ``input_shape``, the dtype of dout.
+    """
+    kernel, stride, pad = _pool_args(kernel_size, stride, padding)
+    n, c, h, w = V.shape4(input_shape, "input_shape")
+    V.check_output_fits((n, c, h, w), 8, "input_shape")
+    dout = V.float_array(dout, "dout", (4,), "4-D (N, C, OH, OW)")
+    oh, ow = V.out_size((h, w), kernel, stride, pad, what="pool window")
+    if dout.shape != (n, c, oh, ow):
+        raise ValueError(
+            f"dout has shape {dout.shape}, but input_shape {(n, c, h, w)} pooled with "
+            f"kernel_size {kernel}, stride {stride}, padding {pad} gives {(n, c, oh, ow)}")
+    if not _use_c() or dout.size == 0:
+        return _ref.avg_pool2d_backward(dout, (n, c, h, w), kernel, stride, pad)
+    dx = np.empty((n, c, h, w), dtype=dout.dtype)
+    _ext.avg_pool2d_backward(dout, *kernel, *pad, *stride, _threads(), dx)
+    return dx

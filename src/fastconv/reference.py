@@ -1,0 +1,133 @@
+"""The pure-NumPy backend: the same operations as the C kernels, vectorised.
+
+This is the oracle the C backend is tested against and the baseline it is
+benchmarked against. It assumes its arguments were already validated and
+normalised by :mod:`fastconv.functional`: arrays are C-contiguous, native-endian
+float32/float64, and every window parameter is an ``(h, w)`` pair of ints.
+Python loops here run over window offsets (at most kh*kw iterations), never
+over pixels.
+"""
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+__all__ = [
+    "im2col", "col2im", "unfold", "fold",
+    "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
+]
+
+
+def _out_size(size, k, s, p, d=1):
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def _patches(x, kernel, stride, pad, dilation=(1, 1), fill=0.0):
+    """View of shape (N, C, OH, OW, kh, kw): the window under each output pixel."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, pad, dilation
+    n, c, h, w = x.shape
+    oh = _out_size(h, kh, sh, ph, dh)
+    ow = _out_size(w, kw, sw, pw, dw)
+    if ph or pw:
+        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
+    span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    win = sliding_window_view(x, (span_h, span_w), axis=(2, 3))
+    return win[:, :, : oh * sh : sh, : ow * sw : sw, ::dh, ::dw]
+
+
+def im2col(x, kernel, stride, pad):
+    n, c = x.shape[:2]
+    win = _patches(x, kernel, stride, pad)
+    oh, ow = win.shape[2:4]
+    # (n, oh, ow) become rows and (c, kh, kw) columns: the book's layout.
+    return np.ascontiguousarray(win.transpose(0, 2, 3, 1, 4, 5)).reshape(
+        n * oh * ow, c * kernel[0] * kernel[1])
+
+
+def _scatter_windows(cols, input_shape, kernel, stride, pad, dilation=(1, 1)):
+    """Sum cols (N, C, kh, kw, OH, OW) back onto the padded image, then crop."""
+    n, c, h, w = input_shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, pad, dilation
+    oh, ow = cols.shape[4:]
+    out = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            r, q = i * dh, j * dw
+            out[:, :, r : r + sh * oh : sh, q : q + sw * ow : sw] += cols[:, :, i, j]
+    return out[:, :, ph : ph + h, pw : pw + w]
+
+
+def col2im(col, input_shape, kernel, stride, pad):
+    n, c, h, w = input_shape
+    kh, kw = kernel
+    oh = _out_size(h, kh, stride[0], pad[0])
+    ow = _out_size(w, kw, stride[1], pad[1])
+    cols = col.reshape(n, oh, ow, c, kh, kw).transpose(0, 3, 4, 5, 1, 2)
+    return np.ascontiguousarray(_scatter_windows(cols, input_shape, kernel, stride, pad))
+
+
+def unfold(x, kernel, dilation, pad, stride):
+    n, c = x.shape[:2]
+    win = _patches(x, kernel, stride, pad, dilation)
+    oh, ow = win.shape[2:4]
+    # PyTorch's layout: (n, c*kh*kw, oh*ow).
+    return np.ascontiguousarray(win.transpose(0, 1, 4, 5, 2, 3)).reshape(
+        n, c * kernel[0] * kernel[1], oh * ow)
+
+
+def fold(cols, output_size, kernel, dilation, pad, stride):
+    n = cols.shape[0]
+    kh, kw = kernel
+    c = cols.shape[1] // (kh * kw)
+    h, w = output_size
+    oh = _out_size(h, kh, stride[0], pad[0], dilation[0])
+    ow = _out_size(w, kw, stride[1], pad[1], dilation[1])
+    cols = cols.reshape(n, c, kh, kw, oh, ow)
+    return np.ascontiguousarray(
+        _scatter_windows(cols, (n, c, h, w), kernel, stride, pad, dilation))
+
+
+def max_pool2d(x, kernel, stride, pad):
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
+    win = _patches(x, kernel, stride, pad, fill=-np.inf)
+    oh, ow = win.shape[2:4]
+    flat = win.reshape(n, c, oh, ow, kh * kw)
+    # np.argmax returns the first maximum and the first NaN, which is exactly
+    # the contract; only padding needs care, since a -inf pad cell would tie
+    # with an all -inf window and win by coming first.
+    k = np.argmax(flat, axis=-1)
+    best = np.take_along_axis(flat, k[..., None], axis=-1)[..., 0]
+    row0 = np.arange(oh)[:, None] * sh - ph
+    col0 = np.arange(ow)[None, :] * sw - pw
+    if ph or pw:
+        valid = np.zeros((h + 2 * ph, w + 2 * pw), dtype=bool)
+        valid[ph : ph + h, pw : pw + w] = True
+        vwin = sliding_window_view(valid, (kh, kw))[: oh * sh : sh, : ow * sw : sw]
+        first_valid = np.argmax(vwin.reshape(oh, ow, kh * kw), axis=-1)
+        k = np.where(best == -np.inf, first_valid, k)
+    dh, dw = np.divmod(k, kw)
+    idx = (row0 + dh) * w + (col0 + dw)
+    return np.ascontiguousarray(best), idx.astype(np.int64)
+
+
+def max_pool2d_backward(dout, indices, input_shape):
+    n, c, h, w = input_shape
+    planes = n * c
+    dx = np.zeros(planes * h * w, dtype=dout.dtype)
+    # Shift each plane's indices by its offset so one unbuffered add.at
+    # handles overlapping windows (repeated indices add, never overwrite).
+    offsets = (np.arange(planes, dtype=np.int64) * (h * w))[:, None]
+    np.add.at(dx, indices.reshape(planes, -1) + offsets, dout.reshape(planes, -1))
+    return dx.reshape(input_shape)
+
+
+def avg_pool2d(x, kernel, stride, pad):
+    win = _patches(x, kernel, stride, pad)
+    # Padded cells are zeros and still count in the divisor (count_include_pad).
+    return np.ascontiguousarray(win.sum(axis=(-2, -1)) / x.dtype.type(kernel[0] * kernel[1]))
+
+
+def avg_pool2d_backward(dout, input_shape, kernel, stride, pad):
+    kh, kw = kernel
+    share = dout / dout.dtype.type(kh * kw)
+    cols = np.broadcast_to(share[:, :, None, None], dout.shape[:2] + (kh, kw) + dout.shape[2:])
+    return np.ascontiguousarray(_scatter_windows(cols, input_shape, kernel, stride, pad))

@@ -1,0 +1,23 @@
+"""Shared fixtures: where the real MNIST files live, and optional PyTorch."""
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _mnist_dir():
+    env = os.environ.get("FASTCONV_TEST_MNIST")
+    if env:
+        return Path(env)
+    return REPO.parent / "shared" / "data" / "mnist"
+
+
+@pytest.fixture(scope="session")
+def mnist_dir():
+    """The folder of the four real MNIST .gz files (read-only; never downloaded)."""
+    d = _mnist_dir()
+    if not (d / "train-images-idx3-ubyte.gz").exists():
+        pytest.fail(f"real MNIST files not found in {d}; set FASTCONV_TEST_MNIST")
+    return d
