@@ -21,3 +21,18 @@ def mnist_dir():
     if not (d / "train-images-idx3-ubyte.gz").exists():
         pytest.fail(f"real MNIST files not found in {d}; set FASTCONV_TEST_MNIST")
     return d
+
+
+import fastconv  # noqa: E402
+
+
+@pytest.fixture(params=fastconv.available_backends())
+def backend(request):
+    """Run the test once per available backend ("c" and "numpy")."""
+    with fastconv.use_backend(request.param):
+        yield request.param
+
+
+def pytest_report_header(config):
+    return (f"fastconv backends: {fastconv.available_backends()}, "
+            f"openmp: {fastconv.openmp_enabled()}, threads: {fastconv.get_num_threads()}")

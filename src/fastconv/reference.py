@@ -116,7 +116,8 @@ def max_pool2d_backward(dout, indices, input_shape):
     # Shift each plane's indices by its offset so one unbuffered add.at
     # handles overlapping windows (repeated indices add, never overwrite).
     offsets = (np.arange(planes, dtype=np.int64) * (h * w))[:, None]
-    np.add.at(dx, indices.reshape(planes, -1) + offsets, dout.reshape(planes, -1))
+    per_plane = dout.shape[2] * dout.shape[3]
+    np.add.at(dx, indices.reshape(planes, per_plane) + offsets, dout.reshape(planes, per_plane))
     return dx.reshape(input_shape)
 
 
