@@ -1,0 +1,169 @@
+"""Threads: OpenMP is really there, results do not depend on the thread count,
+Python threads may share the kernels, and a forked child does not hang."""
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+
+import fastconv
+
+pytestmark = pytest.mark.skipif("c" not in fastconv.available_backends(),
+                                reason="compiled extension not built")
+
+
+@pytest.fixture
+def c_backend():
+    with fastconv.use_backend("c"):
+        yield
+    fastconv.set_num_threads(None)
+
+
+def test_extension_was_built_with_openmp():
+    assert fastconv.openmp_enabled()
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from fastconv import _ext
+    apis = {i["internal_api"] for i in threadpoolctl.threadpool_info()}
+    assert "openmp" in apis, f"no OpenMP runtime loaded alongside {_ext.__file__}"
+
+
+def run_all_ops(x):
+    k = (3, 2)
+    out = {"im2col": fastconv.im2col(x, *k, stride=(2, 1), pad=1)}
+    out["col2im"] = fastconv.col2im(out["im2col"] * 1.5, x.shape, *k, stride=(2, 1), pad=1)
+    out["unfold"] = fastconv.unfold(x, k, dilation=(1, 2), padding=(1, 2))
+    out["fold"] = fastconv.fold(out["unfold"], x.shape[2:], k, dilation=(1, 2), padding=(1, 2))
+    out["max"], out["argmax"] = fastconv.max_pool2d(x, 3, 1, 1, return_indices=True)
+    out["max_back"] = fastconv.max_pool2d_backward(out["max"], out["argmax"], x.shape)
+    out["avg"] = fastconv.avg_pool2d(x, 3, 1, 1)
+    out["avg_back"] = fastconv.avg_pool2d_backward(out["avg"], x.shape, 3, 1, 1)
+    return out
+
+
+@pytest.mark.parametrize("n", [1, 3, 8])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_thread_count_does_not_change_a_bit(c_backend, n, dtype):
+    x = np.random.default_rng(n).standard_normal((n, 5, 13, 11)).astype(dtype)
+    results = {}
+    for threads in (1, 2, 3):
+        fastconv.set_num_threads(threads)
+        assert fastconv.get_num_threads() == threads
+        results[threads] = run_all_ops(x)
+    for threads in (2, 3):
+        for name, value in results[1].items():
+            assert results[threads][name].tobytes() == value.tobytes(), (threads, name)
+
+
+def test_python_threads_share_kernels(c_backend):
+    rng = np.random.default_rng(0)
+    inputs = [rng.standard_normal((4, 3, 12, 12)) for _ in range(8)]
+    expected = [run_all_ops(x) for x in inputs]
+    failures = []
+    barrier = threading.Barrier(len(inputs))
+
+    def work(i):
+        barrier.wait()
+        for _ in range(5):
+            got = run_all_ops(inputs[i])
+            for name, value in expected[i].items():
+                if not np.array_equal(got[name], value):
+                    failures.append((i, name))
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in workers)
+    assert not failures
+
+
+def test_set_num_threads_validates():
+    with pytest.raises(ValueError, match="n must be a positive int or None, got 0"):
+        fastconv.set_num_threads(0)
+    with pytest.raises(TypeError, match="n must be a positive int or None, got 2.0"):
+        fastconv.set_num_threads(2.0)
+
+
+def test_threadpoolctl_limits_the_default(c_backend):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    fastconv.set_num_threads(None)
+    with threadpoolctl.threadpool_limits(1, user_api="openmp"):
+        assert fastconv.get_num_threads() == 1
+    with threadpoolctl.threadpool_limits(2, user_api="openmp"):
+        assert fastconv.get_num_threads() == 2
+
+
+def run_python(code, env=None, timeout=120):
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_omp_num_threads_is_honoured():
+    proc = run_python("import fastconv; print(fastconv.get_num_threads())",
+                      env={"OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "1"
+
+
+FORK_CHILD = """
+    import os, sys
+    import numpy as np
+    import fastconv
+    fastconv.set_num_threads(4)
+    x = np.random.default_rng(0).standard_normal((16, 8, 20, 20))
+    want = fastconv.col2im(fastconv.im2col(x, 3, 3, pad=1), x.shape, 3, 3, pad=1)
+    pid = os.fork()
+    if pid == 0:
+        # The parent ran parallel regions; libgomp would hang here without
+        # fastconv falling back to one thread.
+        ok = fastconv.get_num_threads() == 1
+        got = fastconv.col2im(fastconv.im2col(x, 3, 3, pad=1), x.shape, 3, 3, pad=1)
+        _, idx = fastconv.max_pool2d(x, 2, return_indices=True)
+        os._exit(0 if ok and np.array_equal(got, want) else 3)
+    _, status = os.waitpid(pid, 0)
+    print("child", os.waitstatus_to_exitcode(status))
+    again = fastconv.col2im(fastconv.im2col(x, 3, 3, pad=1), x.shape, 3, 3, pad=1)
+    print("parent", fastconv.get_num_threads(), np.array_equal(again, want))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_forked_child_after_parallel_parent_finishes():
+    # A hang shows up as TimeoutExpired, which fails the test instead of CI.
+    proc = run_python(FORK_CHILD, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["child", "0", "parent", "4", "True"]
+
+
+POOL_SCRIPT = """
+    import multiprocessing as mp
+    import numpy as np
+    import fastconv
+
+    def job(seed):
+        x = np.random.default_rng(seed).standard_normal((4, 3, 10, 10))
+        return float(fastconv.col2im(fastconv.im2col(x, 3, 3, pad=1), x.shape, 3, 3, pad=1).sum())
+
+    if __name__ == "__main__":
+        fastconv.set_num_threads(2)
+        want = [job(s) for s in range(4)]
+        for method in ("fork", "spawn", "forkserver"):
+            with mp.get_context(method).Pool(2) as pool:
+                assert pool.map(job, range(4)) == want, method
+        print("ok")
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="all three start methods exist on Linux")
+def test_multiprocessing_pools_after_parallel_parent(tmp_path):
+    script = tmp_path / "pools.py"
+    script.write_text(textwrap.dedent(POOL_SCRIPT))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
