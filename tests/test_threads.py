@@ -16,7 +16,9 @@ pytestmark = pytest.mark.skipif("c" not in fastconv.available_backends(),
 
 
 @pytest.fixture
-def c_backend():
+def c_backend(monkeypatch):
+    # Small test arrays would otherwise run on one thread (see _GRAIN).
+    monkeypatch.setattr(fastconv.functional, "_GRAIN", 1)
     with fastconv.use_backend("c"):
         yield
     fastconv.set_num_threads(None)
@@ -146,7 +148,7 @@ POOL_SCRIPT = """
     import fastconv
 
     def job(seed):
-        x = np.random.default_rng(seed).standard_normal((4, 3, 10, 10))
+        x = np.random.default_rng(seed).standard_normal((16, 8, 20, 20))
         return float(fastconv.col2im(fastconv.im2col(x, 3, 3, pad=1), x.shape, 3, 3, pad=1).sum())
 
     if __name__ == "__main__":

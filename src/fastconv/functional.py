@@ -143,9 +143,14 @@ def get_num_threads():
     return max(1, _ext.max_threads())
 
 
-def _threads():
+# Below this many output elements a second thread costs more to wake than it
+# saves; on a loaded machine the wake-up can take a whole scheduler tick.
+_GRAIN = 1 << 15
+
+
+def _threads(work):
     global _parallel_used
-    n = get_num_threads()
+    n = min(get_num_threads(), max(1, work // _GRAIN))
     if n > 1:
         _parallel_used = True
     return n
@@ -188,7 +193,7 @@ def im2col(x, filter_h, filter_w, stride=1, pad=0):
         return _ref.im2col(x, kernel, stride, pad)
     col = np.empty(shape, dtype=x.dtype)
     if col.size:
-        _ext.im2col(x, *kernel, *pad, *stride, _threads(), col)
+        _ext.im2col(x, *kernel, *pad, *stride, _threads(col.size), col)
     return col
 
 
@@ -219,7 +224,7 @@ def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
         return _ref.col2im(col, (n, c, h, w), kernel, stride, pad)
     x = np.empty((n, c, h, w), dtype=col.dtype)
     if x.size:
-        _ext.col2im(col, *kernel, *pad, *stride, _threads(), x)
+        _ext.col2im(col, *kernel, *pad, *stride, _threads(col.size), x)
     return x
 
 
@@ -257,7 +262,7 @@ def unfold(x, kernel_size, dilation=1, padding=0, stride=1):
     else:
         cols = np.empty(shape, dtype=x.dtype)
         if cols.size:
-            _ext.unfold(x, *kernel, *pad, *stride, *dilation, _threads(), cols)
+            _ext.unfold(x, *kernel, *pad, *stride, *dilation, _threads(cols.size), cols)
     return cols[0] if unbatched else cols
 
 
@@ -300,7 +305,7 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     else:
         x = np.empty((n, c, h, w), dtype=cols.dtype)
         if x.size:
-            _ext.fold(cols, *kernel, *pad, *stride, *dilation, _threads(), x)
+            _ext.fold(cols, *kernel, *pad, *stride, *dilation, _threads(cols.size), x)
     return x[0] if unbatched else x
 
 
@@ -344,7 +349,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, return_indices=False):
     else:
         out = np.empty((n, c, oh, ow), dtype=x.dtype)
         idx = np.empty((n, c, oh, ow), dtype=np.int64)
-        _ext.max_pool2d(x, *kernel, *pad, *stride, _threads(), out, idx)
+        _ext.max_pool2d(x, *kernel, *pad, *stride, _threads(x.size), out, idx)
     return (out, idx) if return_indices else out
 
 
@@ -374,7 +379,7 @@ def max_pool2d_backward(dout, indices, input_shape):
             _bad_indices(h, w, int(np.count_nonzero((indices < 0) | (indices >= h * w))))
         return _ref.max_pool2d_backward(dout, indices, (n, c, h, w))
     dx = np.empty((n, c, h, w), dtype=dout.dtype)
-    bad = _ext.max_pool2d_backward(dout, indices, _threads(), dx)
+    bad = _ext.max_pool2d_backward(dout, indices, _threads(dx.size), dx)
     if bad:
         _bad_indices(h, w, bad)
     return dx
@@ -401,7 +406,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0):
     if not _use_c() or x.size == 0:
         return _ref.avg_pool2d(x, kernel, stride, pad)
     out = np.empty((n, c, oh, ow), dtype=x.dtype)
-    _ext.avg_pool2d(x, *kernel, *pad, *stride, _threads(), out)
+    _ext.avg_pool2d(x, *kernel, *pad, *stride, _threads(x.size), out)
     return out
 
 
@@ -429,5 +434,5 @@ def avg_pool2d_backward(dout, input_shape, kernel_size, stride=None, padding=0):
     if not _use_c() or dout.size == 0:
         return _ref.avg_pool2d_backward(dout, (n, c, h, w), kernel, stride, pad)
     dx = np.empty((n, c, h, w), dtype=dout.dtype)
-    _ext.avg_pool2d_backward(dout, *kernel, *pad, *stride, _threads(), dx)
+    _ext.avg_pool2d_backward(dout, *kernel, *pad, *stride, _threads(dx.size), dx)
     return dx
