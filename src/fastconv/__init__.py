@@ -2,12 +2,15 @@
 "Deep Learning from Scratch" (chapters 7 and 8) on top.
 
 The compiled kernels are reached through :mod:`fastconv.functional`; a pure
-NumPy backend gives the same results (``set_backend("numpy")``).
+NumPy backend gives the same results (``set_backend("numpy")``). Plots
+(:mod:`fastconv.viz`), the command line and the benchmarks are imported only
+when used, so ``import fastconv`` stays light.
 """
+from .datasets import load_mnist
 from .functional import (
+    available_backends,
     avg_pool2d,
     avg_pool2d_backward,
-    available_backends,
     col2im,
     fold,
     get_backend,
@@ -21,12 +24,38 @@ from .functional import (
     unfold,
     use_backend,
 )
+from .gradcheck import gradient_check, numerical_gradient
+from .layers import (
+    LRN,
+    Affine,
+    BatchNormalization,
+    Convolution,
+    Dropout,
+    Pooling,
+    Relu,
+    Sigmoid,
+    SoftmaxWithLoss,
+)
+from .models import AlexNet, DeepConvNet, LeNet, Net, SimpleConvNet
+from .optim import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop, get_optimizer
+from .trainer import Trainer
 
 __version__ = "0.1.0"
 
 __all__ = [
+    # ops
     "im2col", "col2im", "unfold", "fold",
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
+    # backends and threads
     "set_backend", "get_backend", "use_backend", "available_backends",
     "set_num_threads", "get_num_threads", "openmp_enabled",
+    # layers
+    "Convolution", "Pooling", "Relu", "Sigmoid", "Affine", "SoftmaxWithLoss", "Dropout",
+    "BatchNormalization", "LRN",
+    # models, training
+    "Net", "SimpleConvNet", "DeepConvNet", "LeNet", "AlexNet",
+    "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam", "get_optimizer",
+    "Trainer", "numerical_gradient", "gradient_check",
+    # data
+    "load_mnist",
 ]

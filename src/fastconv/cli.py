@@ -146,7 +146,11 @@ def make_model(name, dtype=np.float32, seed=0):
     if name == "lenet":
         return models.LeNet(input_dim=(1, 28, 28), dtype=dtype, seed=seed)
     if name == "alexnet":
-        return models.AlexNet.for_mnist(dtype=dtype, seed=seed)
+        # The paper's widths and 11x11 stride-4 first layer are for 224x224
+        # photos; a 28x28 digit gets a 3x3 first layer and narrower layers.
+        return models.AlexNet((1, 28, 28), output_size=10, conv_channels=(32, 64, 96, 96, 64),
+                              hidden_size=256, conv1_size=3, conv1_stride=1, conv1_pad=1,
+                              dtype=dtype, seed=seed)
     raise CliError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
 
 

@@ -1,0 +1,77 @@
+"""Finite-difference gradients, and a check of a network's backprop against them."""
+import contextlib
+import inspect
+
+import numpy as np
+
+__all__ = ["numerical_gradient", "relative_error", "gradient_check"]
+
+
+def numerical_gradient(f, x, h=1e-4):
+    """Central-difference gradient of the scalar function ``f`` at ``x``.
+
+    Parameters
+    ----------
+    f : callable taking x and returning a scalar. It is called with ``x``
+        itself, perturbed in place one element at a time, so it may also read
+        x through another reference (a network's parameter dict).
+    x : writable float array of any shape; restored exactly on return, also
+        when f raises.
+    h : step. The difference is divided by the step actually taken, which in
+        float32 is not exactly ``2*h``.
+
+    Returns
+    -------
+    array of x's shape and dtype: ``(f(x + h e_i) - f(x - h e_i)) / (2h)``.
+    """
+    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+        raise TypeError(f"x must be a float ndarray, got {type(x).__name__} "
+                        f"{getattr(x, 'dtype', '')}".rstrip())
+    grad = np.zeros_like(x)
+    # The iterator only yields indices: writes go through x[i], so that f sees them.
+    it = np.nditer(x, flags=["multi_index", "refs_ok", "zerosize_ok"])
+    for _ in it:
+        i = it.multi_index
+        original = x[i]
+        try:
+            x[i] = original + h
+            upper = x[i]
+            f_upper = f(x)
+            x[i] = original - h
+            lower = x[i]
+            f_lower = f(x)
+        finally:
+            x[i] = original
+        grad[i] = (f_upper - f_lower) / (upper - lower)
+    return grad
+
+
+def relative_error(a, b, tiny=1e-300):
+    """Largest elementwise ``|a - b| / max(|a| + |b|, tiny)``; 0.0 for empty arrays."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), tiny)))
+
+
+def gradient_check(network, x, t, h=1e-4):
+    """Compare ``network.gradient`` with ``network.numerical_gradient``.
+
+    Run it in float64: in float32 the finite differences are mostly rounding.
+    When the network has ``fixed_dropout_masks`` (every :mod:`fastconv.models`
+    net does), both gradients see the same dropout masks.
+
+    Returns
+    -------
+    dict: parameter name -> largest elementwise relative error (see
+    :func:`relative_error`).
+    """
+    fixed = getattr(network, "fixed_dropout_masks", None)
+    with fixed() if fixed is not None else contextlib.nullcontext():
+        analytic = network.gradient(x, t)
+        if "h" in inspect.signature(network.numerical_gradient).parameters:
+            numeric = network.numerical_gradient(x, t, h=h)
+        else:  # a book-style network
+            numeric = network.numerical_gradient(x, t)
+    return {name: relative_error(analytic[name], numeric[name]) for name in numeric}

@@ -1,0 +1,481 @@
+"""Networks: a generic sequential Net, and the book's CNNs built as layer specs.
+
+A :class:`Net` is described by data: its input shape and a list of layer
+specs (dicts). It creates the layers and their parameters, named as the book
+names them (``W1, b1, W2, ...`` in order of the weight layers, ``gamma1,
+beta1, ...`` for batch norm), and runs ``predict``, ``loss`` and ``gradient``
+over the list. :class:`SimpleConvNet`, :class:`DeepConvNet`, :class:`LeNet`
+and :class:`AlexNet` only write the specs.
+
+Layer specs (``type`` and the listed keys; the others are optional)::
+
+    {"type": "conv", "filter_num": 30, "filter_size": 5, "stride": 1, "pad": 0, "init": "he"}
+    {"type": "affine", "output_size": 100, "init": "he"}
+    {"type": "pool", "pool_h": 2, "pool_w": 2, "stride": 2, "pad": 0, "mode": "max"}
+    {"type": "relu"}   {"type": "sigmoid"}
+    {"type": "dropout", "dropout_ratio": 0.5}
+    {"type": "batchnorm", "momentum": 0.9}
+    {"type": "lrn", "size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0}
+
+``init`` is a standard deviation, ``"he"`` (sqrt(2/fan_in), for ReLU) or
+``"xavier"`` (sqrt(1/fan_in), for sigmoid); fan_in is the number of inputs
+of one unit (C*FH*FW for a convolution). Weights are drawn from a normal
+distribution, biases and beta start at zero, gamma at one. A softmax with
+cross-entropy loss always ends the net.
+"""
+import contextlib
+import math
+import zipfile
+
+import numpy as np
+
+from .gradcheck import numerical_gradient as _numerical_gradient
+from .layers import (LRN, Affine, BatchNormalization, Convolution, Dropout, Pooling, Relu,
+                     Sigmoid, SoftmaxWithLoss)
+
+__all__ = ["Net", "SimpleConvNet", "DeepConvNet", "LeNet", "AlexNet"]
+
+_SPEC_KEYS = {
+    "conv": {"filter_num", "filter_size", "stride", "pad", "init"},
+    "affine": {"output_size", "init"},
+    "pool": {"pool_h", "pool_w", "stride", "pad", "mode"},
+    "relu": set(),
+    "sigmoid": set(),
+    "dropout": {"dropout_ratio"},
+    "batchnorm": {"momentum"},
+    "lrn": {"size", "alpha", "beta", "k"},
+}
+_LAYER_PREFIX = {"conv": "Conv", "affine": "Affine", "pool": "Pool", "relu": "Relu",
+                 "sigmoid": "Sigmoid", "dropout": "Dropout", "batchnorm": "BatchNorm",
+                 "lrn": "LRN"}
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _pair(v):
+    return tuple(int(a) for a in v) if isinstance(v, (tuple, list)) else (int(v), int(v))
+
+
+def _init_std(init, fan_in):
+    if isinstance(init, str):
+        if init.lower() in ("he", "relu"):
+            return math.sqrt(2.0 / fan_in)
+        if init.lower() in ("xavier", "sigmoid"):
+            return math.sqrt(1.0 / fan_in)
+        raise ValueError(f"init must be a number, 'he' or 'xavier', got {init!r}")
+    return float(init)
+
+
+class Net:
+    """A sequential network built from layer specs (see the module docstring).
+
+    Parameters
+    ----------
+    input_dim : shape of one sample, (C, H, W) or (D,)
+    layer_specs : list of dicts
+    dtype : np.float32 (default, fast) or np.float64 (for gradient checks)
+    seed : seed of the np.random.default_rng that draws the weights and the
+        dropout masks
+
+    Attributes
+    ----------
+    params : dict name -> array, the learnable parameters (shared with the layers)
+    layers : dict name -> layer, in order ("Conv1", "Relu1", "Pool1", ...)
+    last_layer : the SoftmaxWithLoss
+    output_shape : shape of one sample's output scores
+
+    Raises ValueError when a spec is malformed or a feature map would shrink
+    below 1x1.
+    """
+
+    def __init__(self, input_dim, layer_specs, *, dtype=np.float32, seed=None):
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
+        self.input_dim = tuple(int(d) for d in input_dim)
+        self.layer_specs = [dict(spec) for spec in layer_specs]
+        self._rng = np.random.default_rng(seed)
+        self.params = {}
+        self.layers = {}
+        self._grad_of = {}  # parameter name -> (layer, name of its gradient attribute)
+        self.last_layer = SoftmaxWithLoss()
+        shape = self.input_dim
+        counts = {}
+        for spec in self.layer_specs:
+            kind = self._check_spec(spec)
+            counts[kind] = counts.get(kind, 0) + 1
+            name = f"{_LAYER_PREFIX[kind]}{counts[kind]}"
+            layer, shape = self._make_layer(kind, spec, shape, name)
+            self.layers[name] = layer
+        self.output_shape = shape
+
+    @staticmethod
+    def _check_spec(spec):
+        kind = str(spec.get("type", "")).lower()
+        if kind not in _SPEC_KEYS:
+            raise ValueError(f"unknown layer type {spec.get('type')!r} in {spec}; "
+                             f"expected one of {sorted(_SPEC_KEYS)}")
+        unknown = set(spec) - _SPEC_KEYS[kind] - {"type"}
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)} in {kind} spec {spec}")
+        return kind
+
+    def _new_param(self, prefix, array, layer, grad_attr):
+        index = sum(1 for k in self.params if k.rstrip("0123456789") == prefix) + 1
+        name = f"{prefix}{index}"
+        self.params[name] = array
+        self._grad_of[name] = (layer, grad_attr)
+
+    def _weights(self, shape, init, fan_in):
+        # Drawn in float64 and then cast, so a float32 and a float64 net of
+        # the same seed hold the same weights up to rounding.
+        return (_init_std(init, fan_in) * self._rng.standard_normal(shape)).astype(self.dtype)
+
+    def _spatial_out(self, name, shape, window, stride, pad):
+        c, h, w = shape
+        (fh, fw), (sh, sw), (ph, pw) = window, stride, pad
+        oh, ow = (h + 2 * ph - fh) // sh + 1, (w + 2 * pw - fw) // sw + 1
+        if oh < 1 or ow < 1:
+            raise ValueError(
+                f"{type(self).__name__}: layer {name} ({fh}x{fw} window, stride {stride}, "
+                f"pad {pad}) gets a {h}x{w} feature map and would output {oh}x{ow}; "
+                f"input_dim {self.input_dim} is too small for this architecture")
+        return oh, ow
+
+    def _make_layer(self, kind, spec, shape, name):
+        if kind in ("conv", "pool", "lrn") and len(shape) != 3:
+            raise ValueError(f"layer {name} needs (C, H, W) feature maps, gets shape {shape}")
+        if kind == "conv":
+            fn = int(spec["filter_num"])
+            fh, fw = _pair(spec["filter_size"])
+            stride, pad = _pair(spec.get("stride", 1)), _pair(spec.get("pad", 0))
+            oh, ow = self._spatial_out(name, shape, (fh, fw), stride, pad)
+            c = shape[0]
+            W = self._weights((fn, c, fh, fw), spec.get("init", "he"), c * fh * fw)
+            layer = Convolution(W, np.zeros(fn, self.dtype), stride, pad)
+            self._new_param("W", layer.W, layer, "dW")
+            self._new_param("b", layer.b, layer, "db")
+            return layer, (fn, oh, ow)
+        if kind == "affine":
+            d, m = math.prod(shape), int(spec["output_size"])
+            W = self._weights((d, m), spec.get("init", "he"), d)
+            layer = Affine(W, np.zeros(m, self.dtype))
+            self._new_param("W", layer.W, layer, "dW")
+            self._new_param("b", layer.b, layer, "db")
+            return layer, (m,)
+        if kind == "pool":
+            ph, pw = int(spec.get("pool_h", 2)), int(spec.get("pool_w", 2))
+            stride, pad = _pair(spec.get("stride", 2)), _pair(spec.get("pad", 0))
+            oh, ow = self._spatial_out(name, shape, (ph, pw), stride, pad)
+            layer = Pooling(ph, pw, stride, pad, mode=spec.get("mode", "max"))
+            return layer, (shape[0], oh, ow)
+        if kind == "batchnorm":
+            c = shape[0]
+            layer = BatchNormalization(np.ones(c, self.dtype), np.zeros(c, self.dtype),
+                                       momentum=spec.get("momentum", 0.9))
+            self._new_param("gamma", layer.gamma, layer, "dgamma")
+            self._new_param("beta", layer.beta, layer, "dbeta")
+            return layer, shape
+        if kind == "dropout":
+            return Dropout(spec.get("dropout_ratio", 0.5), rng=self._rng), shape
+        if kind == "lrn":
+            return LRN(**{k: v for k, v in spec.items() if k != "type"}), shape
+        return (Relu() if kind == "relu" else Sigmoid()), shape
+
+    # -- forward and backward ------------------------------------------------
+
+    def _input(self, x):
+        x = np.asarray(x)
+        if x.dtype != self.dtype:
+            x = x.astype(self.dtype)
+        if x.ndim == 2 and len(self.input_dim) > 1 and x.shape[1] == math.prod(self.input_dim):
+            x = x.reshape((-1,) + self.input_dim)  # flattened images, as load_mnist gives
+        if x.shape[1:] != self.input_dim:
+            raise ValueError(f"x must have shape (N,) + {self.input_dim}, got {x.shape}")
+        return x
+
+    def predict(self, x, train_flg=False):
+        """Scores (N, output_size) before the softmax, in the net's dtype.
+
+        x is (N,) + input_dim, or (N, prod(input_dim)) flattened; other
+        dtypes are cast to the net's. ``train_flg`` switches dropout on and
+        batch norm to batch statistics.
+        """
+        x = self._input(x)
+        for layer in self.layers.values():
+            if isinstance(layer, (Dropout, BatchNormalization)):
+                x = layer.forward(x, train_flg)
+            else:
+                x = layer.forward(x)
+        return x
+
+    def loss(self, x, t, train_flg=True):
+        """Mean cross-entropy loss of the batch; t as integer labels (N,) or one-hot (N, K)."""
+        return self.last_layer.forward(self.predict(x, train_flg), t)
+
+    def accuracy(self, x, t, batch_size=100):
+        """Fraction of the samples whose top score is their label (test mode).
+
+        Every sample counts: the book's version skips the last partial batch
+        but still divides by N.
+        """
+        t = np.asarray(t)
+        if t.ndim != 1:
+            t = np.argmax(t, axis=1)
+        n = len(t)
+        if n == 0:
+            raise ValueError("accuracy of an empty batch")
+        correct = 0
+        for start in range(0, n, batch_size):
+            y = self.predict(x[start:start + batch_size], train_flg=False)
+            correct += int(np.sum(np.argmax(y, axis=1) == t[start:start + batch_size]))
+        return correct / n
+
+    def loss_and_gradient(self, x, t):
+        """The training-mode loss and its gradient, from one forward and one backward pass."""
+        loss = self.loss(x, t, train_flg=True)
+        dout = self.last_layer.backward(1)
+        for layer in reversed(self.layers.values()):
+            dout = layer.backward(dout)
+        return loss, {name: getattr(layer, attr) for name, (layer, attr) in self._grad_of.items()}
+
+    def gradient(self, x, t):
+        """Gradient of :meth:`loss` by backprop: dict with the keys and shapes of ``params``."""
+        return self.loss_and_gradient(x, t)[1]
+
+    # -- finite differences --------------------------------------------------
+
+    @contextlib.contextmanager
+    def fixed_dropout_masks(self):
+        """Within this block, each Dropout draws one mask and then keeps it.
+
+        Makes the training-mode loss a deterministic function of the
+        parameters, as a finite-difference check needs.
+        """
+        drops = [l for l in self.layers.values() if isinstance(l, Dropout) and not l.frozen]
+        for layer in drops:
+            layer.mask, layer.frozen = None, True
+        try:
+            yield self
+        finally:
+            for layer in drops:
+                layer.frozen = False
+
+    def numerical_gradient(self, x, t, h=1e-4):
+        """Gradient of :meth:`loss` by central differences (slow; for checking).
+
+        Dropout masks stay fixed throughout, and the batch-norm running
+        statistics are restored afterwards. Use a float64 net.
+        """
+        x = self._input(x)
+        norms = [l for l in self.layers.values() if isinstance(l, BatchNormalization)]
+        saved = [(l.running_mean.copy(), l.running_var.copy()) for l in norms]
+        try:
+            with self.fixed_dropout_masks():
+                return {name: _numerical_gradient(lambda _: self.loss(x, t), p, h)
+                        for name, p in self.params.items()}
+        finally:
+            for layer, (mean, var) in zip(norms, saved):
+                layer.running_mean[...] = mean
+                layer.running_var[...] = var
+
+    # -- parameters on disk --------------------------------------------------
+
+    def save_params(self, file_name="params.npz"):
+        """Write ``params`` to an uncompressed .npz (np.savez adds the suffix if missing)."""
+        np.savez(file_name, **self.params)
+
+    def load_params(self, file_name="params.npz"):
+        """Read parameters saved by :meth:`save_params` into ``params``, in place.
+
+        The file must be an .npz holding exactly the names of ``params``, each
+        with the same shape and a dtype that casts to the net's (float64 into
+        a float32 net is fine). It is read with ``allow_pickle=False``: a
+        pickle (such as the book's ``.pkl``), a truncated or foreign file or
+        an object array raises ValueError, and nothing in it is executed.
+        Nothing is changed unless every array passes.
+        """
+        loaded = _read_npz(file_name)
+        missing = sorted(set(self.params) - set(loaded))
+        extra = sorted(set(loaded) - set(self.params))
+        if missing or extra:
+            raise ValueError(f"{file_name}: parameter names do not match this network "
+                             f"(missing {missing}, unexpected {extra})")
+        for name, array in loaded.items():
+            param = self.params[name]
+            if array.shape != param.shape:
+                raise ValueError(f"{file_name}: {name} has shape {array.shape}, "
+                                 f"this network needs {param.shape}")
+            if not np.can_cast(array.dtype, param.dtype, casting="same_kind"):
+                raise ValueError(f"{file_name}: {name} has dtype {array.dtype}, "
+                                 f"which does not cast to {param.dtype}")
+        for name, array in loaded.items():
+            self.params[name][...] = array
+
+    def __repr__(self):
+        n = sum(p.size for p in self.params.values())
+        return (f"{type(self).__name__}(input_dim={self.input_dim}, {len(self.layers)} layers, "
+                f"{n} parameters, dtype={self.dtype})")
+
+
+def _read_npz(file_name):
+    """Every array of an .npz as a dict, refusing pickles and damaged files."""
+    try:
+        with open(file_name, "rb") as f:
+            magic = f.read(len(_ZIP_MAGIC))
+    except OSError as exc:
+        raise ValueError(f"cannot read parameter file {file_name}: {exc}") from exc
+    if magic != _ZIP_MAGIC:
+        raise ValueError(f"{file_name} is not an .npz parameter file (a pickle, such as the "
+                         f"book's .pkl, is refused: loading one could run code)")
+    try:
+        with np.load(file_name, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        # ValueError is also what an object (pickled) array gives under allow_pickle=False.
+        raise ValueError(f"{file_name} is not a valid .npz parameter file: {exc}") from exc
+    for name, value in arrays.items():
+        if not isinstance(value, np.ndarray):  # a zip member that is not an .npy
+            raise ValueError(f"{file_name} is not a valid .npz parameter file: "
+                             f"member {name!r} is not an array")
+    return arrays
+
+
+class SimpleConvNet(Net):
+    """The book's chapter 7 CNN: conv - relu - pool - affine - relu - affine - softmax.
+
+    Parameters
+    ----------
+    input_dim : (C, H, W), default (1, 28, 28)
+    conv_param : dict with filter_num (30), filter_size (5), pad (0), stride (1);
+        missing keys take these defaults
+    hidden_size, output_size : widths of the two affine layers
+    weight_init_std : standard deviation of every weight (biases start at 0)
+    dtype, seed : see :class:`Net`
+
+    The pooling is 2x2 with stride 2. Parameters: W1, b1 (conv), W2, b2, W3, b3.
+    """
+
+    def __init__(self, input_dim=(1, 28, 28), conv_param=None, hidden_size=100,
+                 output_size=10, weight_init_std=0.01, *, dtype=np.float32, seed=None):
+        conv = {"filter_num": 30, "filter_size": 5, "pad": 0, "stride": 1, **(conv_param or {})}
+        std = weight_init_std
+        super().__init__(input_dim, [
+            {"type": "conv", **conv, "init": std},
+            {"type": "relu"},
+            {"type": "pool", "pool_h": 2, "pool_w": 2, "stride": 2},
+            {"type": "affine", "output_size": hidden_size, "init": std},
+            {"type": "relu"},
+            {"type": "affine", "output_size": output_size, "init": std},
+        ], dtype=dtype, seed=seed)
+
+
+_DEEP_CONV_PARAMS = [(16, 1), (16, 1), (32, 1), (32, 2), (64, 1), (64, 1)]
+
+
+class DeepConvNet(Net):
+    """The book's chapter 8 CNN (about 99.4% on MNIST).
+
+    conv16 - relu - conv16 - relu - pool - conv32 - relu - conv32 - relu - pool -
+    conv64 - relu - conv64 - relu - pool - affine(hidden_size) - relu - dropout -
+    affine(output_size) - dropout - softmax.
+
+    Convolutions are 3x3 with pad 1, except the second 32 one (pad 2); pools
+    are 2x2 with stride 2; dropout ratios are 0.5. conv_param_1 .. conv_param_6
+    override these per layer (dicts with filter_num, filter_size, pad, stride).
+    Weights use He initialisation, sqrt(2 / fan_in) with fan_in the inputs of
+    one unit: for the default input it gives the book's numbers (1*3*3,
+    16*3*3, ..., 64*4*4, hidden_size). Parameters W1..W8, b1..b8.
+    """
+
+    def __init__(self, input_dim=(1, 28, 28), conv_param_1=None, conv_param_2=None,
+                 conv_param_3=None, conv_param_4=None, conv_param_5=None, conv_param_6=None,
+                 hidden_size=50, output_size=10, *, dtype=np.float32, seed=None):
+        given = [conv_param_1, conv_param_2, conv_param_3, conv_param_4, conv_param_5,
+                 conv_param_6]
+        specs = []
+        for i, ((filters, pad), param) in enumerate(zip(_DEEP_CONV_PARAMS, given)):
+            conv = {"filter_num": filters, "filter_size": 3, "pad": pad, "stride": 1,
+                    **(param or {})}
+            specs += [{"type": "conv", **conv, "init": "he"}, {"type": "relu"}]
+            if i % 2:
+                specs.append({"type": "pool", "pool_h": 2, "pool_w": 2, "stride": 2})
+        specs += [
+            {"type": "affine", "output_size": hidden_size, "init": "he"},
+            {"type": "relu"},
+            {"type": "dropout", "dropout_ratio": 0.5},
+            {"type": "affine", "output_size": output_size, "init": "he"},
+            {"type": "dropout", "dropout_ratio": 0.5},
+        ]
+        super().__init__(input_dim, specs, dtype=dtype, seed=seed)
+
+
+class LeNet(Net):
+    """LeNet-5 (LeCun et al., 1998), with sigmoid units and average pooling.
+
+    conv(6, 5x5) - sigmoid - avgpool 2 - conv(16, 5x5) - sigmoid - avgpool 2 -
+    affine 120 - sigmoid - affine 84 - sigmoid - affine(output_size) - softmax.
+
+    The first convolution pads by ``conv1_pad`` (2), so that a 28x28 MNIST
+    image gives the 28x28 maps that the original gets from its 32x32 input;
+    use ``conv1_pad=0`` with input_dim (1, 32, 32) for the original sizes.
+    ``conv_channels`` and ``hidden_sizes`` set the widths. Weights use
+    Xavier initialisation, sqrt(1 / fan_in). Parameters W1..W5, b1..b5.
+    """
+
+    def __init__(self, input_dim=(1, 28, 28), output_size=10, conv_channels=(6, 16),
+                 hidden_sizes=(120, 84), conv1_pad=2, *, dtype=np.float32, seed=None):
+        c1, c2 = conv_channels
+        h1, h2 = hidden_sizes
+        avgpool = {"type": "pool", "pool_h": 2, "pool_w": 2, "stride": 2, "mode": "avg"}
+        super().__init__(input_dim, [
+            {"type": "conv", "filter_num": c1, "filter_size": 5, "pad": conv1_pad,
+             "init": "xavier"},
+            {"type": "sigmoid"}, avgpool,
+            {"type": "conv", "filter_num": c2, "filter_size": 5, "init": "xavier"},
+            {"type": "sigmoid"}, avgpool,
+            {"type": "affine", "output_size": h1, "init": "xavier"}, {"type": "sigmoid"},
+            {"type": "affine", "output_size": h2, "init": "xavier"}, {"type": "sigmoid"},
+            {"type": "affine", "output_size": output_size, "init": "xavier"},
+        ], dtype=dtype, seed=seed)
+
+
+class AlexNet(Net):
+    """AlexNet (Krizhevsky et al., 2012), on one device.
+
+    conv1 - relu - LRN - maxpool - conv2(5x5, pad 2) - relu - LRN - maxpool -
+    conv3 - relu - conv4 - relu - conv5 - relu - maxpool (3x3 pad 1 convs) -
+    dropout - affine(hidden_size) - relu - dropout - affine(hidden_size) - relu -
+    affine(output_size) - softmax. Max pooling overlaps: 3x3 windows, stride 2.
+    LRN is size 5, alpha 1e-4, beta 0.75, k 2.
+
+    The defaults are the paper's sizes for a 3x224x224 input (conv1 11x11,
+    stride 4, pad 2; widths 96-256-384-384-256; 4096 hidden units; 1000
+    classes): about 62 million parameters. For MNIST choose smaller ones, e.g.
+    ``AlexNet((1, 28, 28), output_size=10, conv_channels=(32, 64, 96, 96, 64),
+    hidden_size=256, conv1_size=3, conv1_stride=1, conv1_pad=1)``. A
+    configuration whose feature maps shrink below 1x1 raises ValueError.
+    Weights use He initialisation. Parameters W1..W8, b1..b8.
+    """
+
+    def __init__(self, input_dim=(3, 224, 224), output_size=1000,
+                 conv_channels=(96, 256, 384, 384, 256), hidden_size=4096,
+                 conv1_size=11, conv1_stride=4, conv1_pad=2, dropout_ratio=0.5,
+                 *, dtype=np.float32, seed=None):
+        c1, c2, c3, c4, c5 = conv_channels
+        relu, lrn = {"type": "relu"}, {"type": "lrn", "size": 5, "alpha": 1e-4, "beta": 0.75,
+                                        "k": 2.0}
+        pool = {"type": "pool", "pool_h": 3, "pool_w": 3, "stride": 2}
+        drop = {"type": "dropout", "dropout_ratio": dropout_ratio}
+
+        def conv(n, size, stride=1, pad=1):
+            return {"type": "conv", "filter_num": n, "filter_size": size, "stride": stride,
+                    "pad": pad, "init": "he"}
+
+        super().__init__(input_dim, [
+            conv(c1, conv1_size, conv1_stride, conv1_pad), relu, lrn, pool,
+            conv(c2, 5, pad=2), relu, lrn, pool,
+            conv(c3, 3), relu, conv(c4, 3), relu, conv(c5, 3), relu, pool,
+            drop, {"type": "affine", "output_size": hidden_size, "init": "he"}, relu,
+            drop, {"type": "affine", "output_size": hidden_size, "init": "he"}, relu,
+            {"type": "affine", "output_size": output_size, "init": "he"},
+        ], dtype=dtype, seed=seed)

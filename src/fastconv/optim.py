@@ -1,0 +1,158 @@
+"""Gradient-descent optimisers with the book's names and defaults (chapter 6).
+
+Each optimiser has ``update(params, grads)``, which changes the arrays of the
+``params`` dict in place (layers hold references to them) from the arrays of
+``grads`` with the same keys. The state (velocities, squared-gradient sums)
+is kept per key and created on the key's first update, in the parameter's
+dtype: float32 parameters stay float32.
+"""
+import math
+
+import numpy as np
+
+__all__ = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam", "get_optimizer"]
+
+
+class _Optimizer:
+    def _state(self, store, key, param):
+        if key not in store:
+            store[key] = np.zeros_like(param)
+        return store[key]
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items()
+                         if isinstance(v, (int, float)) and k != "iter")
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(_Optimizer):
+    """Plain gradient descent: ``p -= lr * g``."""
+
+    def __init__(self, lr=0.01):
+        self.lr = float(lr)
+
+    def update(self, params, grads):
+        for key, p in params.items():
+            p -= self.lr * grads[key]
+
+
+class Momentum(_Optimizer):
+    """Momentum: ``v = momentum * v - lr * g; p += v``."""
+
+    def __init__(self, lr=0.01, momentum=0.9):
+        self.lr = float(lr)
+        self.momentum = float(momentum)
+        self.v = {}
+
+    def update(self, params, grads):
+        for key, p in params.items():
+            v = self._state(self.v, key, p)
+            v *= self.momentum
+            v -= self.lr * grads[key]
+            p += v
+
+
+class Nesterov(_Optimizer):
+    """Nesterov's accelerated gradient, in the form that needs no look-ahead.
+
+    ``v = momentum * v - lr * g; p += momentum * v - lr * g``, which is
+    ``torch.optim.SGD(nesterov=True)`` with its buffer scaled by ``-lr``.
+    The book writes the step as ``p += momentum**2 * v - (1 + momentum) * lr * g``
+    with the new ``v``, which is this step only if ``v`` is the old one; this
+    follows Sutskever et al. (2013).
+    """
+
+    def __init__(self, lr=0.01, momentum=0.9):
+        self.lr = float(lr)
+        self.momentum = float(momentum)
+        self.v = {}
+
+    def update(self, params, grads):
+        for key, p in params.items():
+            v = self._state(self.v, key, p)
+            step = self.lr * grads[key]
+            v *= self.momentum
+            v -= step
+            p += self.momentum * v
+            p -= step
+
+
+class AdaGrad(_Optimizer):
+    """AdaGrad: ``h += g*g; p -= lr * g / (sqrt(h) + eps)``, eps 1e-7 as the book."""
+
+    def __init__(self, lr=0.01, *, eps=1e-7):
+        self.lr = float(lr)
+        self.eps = float(eps)
+        self.h = {}
+
+    def update(self, params, grads):
+        for key, p in params.items():
+            g = grads[key]
+            h = self._state(self.h, key, p)
+            h += g * g
+            p -= self.lr * g / (np.sqrt(h) + self.eps)
+
+
+class RMSprop(_Optimizer):
+    """RMSprop: ``h = decay_rate*h + (1-decay_rate)*g*g; p -= lr * g / (sqrt(h) + eps)``."""
+
+    def __init__(self, lr=0.01, decay_rate=0.99, *, eps=1e-7):
+        self.lr = float(lr)
+        self.decay_rate = float(decay_rate)
+        self.eps = float(eps)
+        self.h = {}
+
+    def update(self, params, grads):
+        for key, p in params.items():
+            g = grads[key]
+            h = self._state(self.h, key, p)
+            h *= self.decay_rate
+            h += (1 - self.decay_rate) * g * g
+            p -= self.lr * g / (np.sqrt(h) + self.eps)
+
+
+class Adam(_Optimizer):
+    """Adam (Kingma and Ba, 2015), in the book's form.
+
+    With ``i`` the number of ``update`` calls so far (counted once per call,
+    for all keys): ``m += (1-beta1)*(g - m); v += (1-beta2)*(g*g - v);
+    p -= lr_i * m / (sqrt(v) + eps)`` with
+    ``lr_i = lr * sqrt(1 - beta2**i) / (1 - beta1**i)``. That is the paper's
+    bias-corrected update with eps applied to the uncorrected ``sqrt(v)``
+    (section 2's "efficient" version), so it differs from
+    ``torch.optim.Adam`` only in where eps enters.
+    """
+
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, *, eps=1e-7):
+        self.lr = float(lr)
+        self.beta1 = float(beta1)
+        self.beta2 = float(beta2)
+        self.eps = float(eps)
+        self.iter = 0
+        self.m = {}
+        self.v = {}
+
+    def update(self, params, grads):
+        self.iter += 1
+        lr_t = self.lr * math.sqrt(1 - self.beta2 ** self.iter) / (1 - self.beta1 ** self.iter)
+        for key, p in params.items():
+            g = grads[key]
+            m = self._state(self.m, key, p)
+            v = self._state(self.v, key, p)
+            m += (1 - self.beta1) * (g - m)
+            v += (1 - self.beta2) * (g * g - v)
+            p -= lr_t * m / (np.sqrt(v) + self.eps)
+
+
+_OPTIMIZERS = {cls.__name__.lower(): cls
+               for cls in (SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam)}
+
+
+def get_optimizer(name, **kwargs):
+    """The optimiser called ``name`` (any case: "sgd", "Adam", ...), built with kwargs."""
+    try:
+        cls = _OPTIMIZERS[str(name).lower()]
+    except KeyError:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of "
+                         f"{', '.join(c.__name__ for c in _OPTIMIZERS.values())}") from None
+    return cls(**kwargs)

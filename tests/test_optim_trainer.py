@@ -1,0 +1,330 @@
+"""Optimisers against hand-written update rules (and torch.optim), the Trainer's
+bookkeeping with a spy network, and a short real training run."""
+import signal
+
+import numpy as np
+import pytest
+
+from fastconv import functional as F
+from fastconv.models import SimpleConvNet
+from fastconv.optim import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop, get_optimizer
+from fastconv.trainer import Trainer
+
+# --- optimisers -------------------------------------------------------------------------
+
+SHAPES = {"W1": (3, 2), "b1": (2,)}
+
+
+def _run(optimizer, steps=5, dtype=np.float64, seed=0):
+    """Params and the gradients fed to each step, and the params after all steps."""
+    rng = np.random.default_rng(seed)
+    params = {k: rng.standard_normal(s).astype(dtype) for k, s in SHAPES.items()}
+    start = {k: v.copy() for k, v in params.items()}
+    grads = [{k: rng.standard_normal(s).astype(dtype) for k, s in SHAPES.items()}
+             for _ in range(steps)]
+    arrays = dict(params)
+    for g in grads:
+        optimizer.update(params, g)
+    assert all(params[k] is arrays[k] for k in params)  # in place
+    return start, grads, params
+
+
+def _by_hand(rule, start, grads):
+    """Apply ``rule(p, g, state, step) -> p`` to each key separately."""
+    out = {}
+    for k, p in start.items():
+        state = {}
+        for step, g in enumerate(grads, 1):
+            p = rule(p, g[k], state, step)
+        out[k] = p
+    return out
+
+
+def sgd_rule(lr):
+    return lambda p, g, s, i: p - lr * g
+
+
+def momentum_rule(lr, mu):
+    # PyTorch's form: a buffer of summed gradients, scaled by lr when applied.
+    def rule(p, g, s, i):
+        s["buf"] = mu * s.get("buf", 0) + g
+        return p - lr * s["buf"]
+    return rule
+
+
+def nesterov_rule(lr, mu):
+    def rule(p, g, s, i):
+        s["buf"] = mu * s.get("buf", 0) + g
+        return p - lr * (g + mu * s["buf"])
+    return rule
+
+
+def adagrad_rule(lr, eps):
+    def rule(p, g, s, i):
+        s["sum"] = s.get("sum", 0) + g ** 2
+        return p - lr * g / (np.sqrt(s["sum"]) + eps)
+    return rule
+
+
+def rmsprop_rule(lr, rho, eps):
+    def rule(p, g, s, i):
+        s["avg"] = rho * s.get("avg", 0) + (1 - rho) * g ** 2
+        return p - lr * g / (np.sqrt(s["avg"]) + eps)
+    return rule
+
+
+def adam_rule(lr, b1, b2, eps):
+    # The textbook form with bias-corrected moments; the book's eps, added to the
+    # uncorrected sqrt(v), is eps / sqrt(1 - b2**i) here.
+    def rule(p, g, s, i):
+        s["m"] = b1 * s.get("m", 0) + (1 - b1) * g
+        s["v"] = b2 * s.get("v", 0) + (1 - b2) * g ** 2
+        m_hat, v_hat = s["m"] / (1 - b1 ** i), s["v"] / (1 - b2 ** i)
+        return p - lr * m_hat / (np.sqrt(v_hat) + eps / np.sqrt(1 - b2 ** i))
+    return rule
+
+
+CASES = [
+    (SGD(), sgd_rule(0.01)),
+    (SGD(lr=0.3), sgd_rule(0.3)),
+    (Momentum(), momentum_rule(0.01, 0.9)),
+    (Momentum(lr=0.2, momentum=0.5), momentum_rule(0.2, 0.5)),
+    (Nesterov(), nesterov_rule(0.01, 0.9)),
+    (Nesterov(lr=0.2, momentum=0.7), nesterov_rule(0.2, 0.7)),
+    (AdaGrad(), adagrad_rule(0.01, 1e-7)),
+    (AdaGrad(lr=0.5), adagrad_rule(0.5, 1e-7)),
+    (RMSprop(), rmsprop_rule(0.01, 0.99, 1e-7)),
+    (RMSprop(lr=0.1, decay_rate=0.9), rmsprop_rule(0.1, 0.9, 1e-7)),
+    (Adam(), adam_rule(0.001, 0.9, 0.999, 1e-7)),
+    (Adam(lr=0.1, beta1=0.8, beta2=0.99), adam_rule(0.1, 0.8, 0.99, 1e-7)),
+]
+
+
+@pytest.mark.parametrize("optimizer,rule", CASES, ids=[repr(o) for o, _ in CASES])
+def test_optimizer_matches_its_rule(optimizer, rule):
+    start, grads, params = _run(optimizer)
+    expected = _by_hand(rule, start, grads)
+    for k in params:
+        np.testing.assert_allclose(params[k], expected[k], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"])
+def test_optimizers_keep_float32(name):
+    optimizer = get_optimizer(name, lr=0.1)
+    rng = np.random.default_rng(1)
+    params = {"W": rng.standard_normal((3, 3)).astype(np.float32)}
+    for grad_dtype in (np.float32, np.float64):  # float64 gradients are cast, not spread
+        optimizer.update(params, {"W": rng.standard_normal((3, 3)).astype(grad_dtype)})
+        assert params["W"].dtype == np.float32
+    for state in vars(optimizer).values():
+        if isinstance(state, dict):
+            assert all(v.dtype == np.float32 for v in state.values())
+
+
+def test_defaults_are_the_books():
+    assert SGD().lr == 0.01
+    assert (Momentum().lr, Momentum().momentum) == (0.01, 0.9)
+    assert (Nesterov().lr, Nesterov().momentum) == (0.01, 0.9)
+    assert AdaGrad().lr == 0.01
+    assert (RMSprop().lr, RMSprop().decay_rate) == (0.01, 0.99)
+    assert (Adam().lr, Adam().beta1, Adam().beta2) == (0.001, 0.9, 0.999)
+    assert repr(Adam()) == "Adam(lr=0.001, beta1=0.9, beta2=0.999, eps=1e-07)"
+
+
+def test_get_optimizer():
+    assert type(get_optimizer("adam")) is Adam
+    assert type(get_optimizer("RMSPROP", lr=0.5)) is RMSprop
+    assert get_optimizer("Momentum", lr=0.5, momentum=0.1).momentum == 0.1
+    with pytest.raises(ValueError, match="unknown optimizer 'adamw'.*SGD"):
+        get_optimizer("adamw")
+
+
+@pytest.mark.parametrize("name", ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop"])
+def test_optimizers_match_torch(name):
+    torch = pytest.importorskip("torch")
+    ours = get_optimizer(name, lr=0.05)
+    rng = np.random.default_rng(2)
+    p0 = rng.standard_normal((4, 3))
+    p = torch.tensor(p0.copy(), requires_grad=True)
+    theirs = {
+        "SGD": lambda: torch.optim.SGD([p], lr=0.05),
+        "Momentum": lambda: torch.optim.SGD([p], lr=0.05, momentum=0.9),
+        "Nesterov": lambda: torch.optim.SGD([p], lr=0.05, momentum=0.9, nesterov=True),
+        "AdaGrad": lambda: torch.optim.Adagrad([p], lr=0.05, eps=1e-7),
+        "RMSprop": lambda: torch.optim.RMSprop([p], lr=0.05, alpha=0.99, eps=1e-7),
+    }[name]()
+    params = {"p": p0.copy()}
+    for _ in range(6):
+        g = rng.standard_normal((4, 3))
+        ours.update(params, {"p": g})
+        p.grad = torch.tensor(g)
+        theirs.step()
+    np.testing.assert_allclose(params["p"], p.detach().numpy(), rtol=1e-12)
+
+
+# --- trainer ----------------------------------------------------------------------------
+
+class Spy:
+    """A network that records what the trainer feeds it; x holds sample ids."""
+
+    def __init__(self):
+        self.params = {"w": np.zeros(2)}
+        self.batches = []
+        self.evaluated = []
+
+    def gradient(self, x, t):
+        assert np.array_equal(x[:, 0], t)  # rows and labels stay paired
+        self.batches.append(x[:, 0].astype(int).tolist())
+        return {"w": np.ones(2)}
+
+    def loss(self, x, t):
+        return float(len(self.batches))
+
+    def accuracy(self, x, t):
+        self.evaluated.append(len(x))
+        return 0.5
+
+
+def _spy_trainer(n=105, batch=10, epochs=3, **kwargs):
+    ids = np.arange(n)
+    spy = Spy()
+    trainer = Trainer(spy, ids[:, None].astype(float), ids, ids[:20, None], ids[:20],
+                      epochs=epochs, mini_batch_size=batch, verbose=False, seed=0, **kwargs)
+    return spy, trainer
+
+
+def test_each_epoch_is_a_shuffled_pass_without_replacement():
+    spy, trainer = _spy_trainer()
+    history = trainer.train()
+    assert len(spy.batches) == 3 * 11 == trainer.current_iter == trainer.max_iter
+    epochs = [sum(spy.batches[i * 11:(i + 1) * 11], []) for i in range(3)]
+    for seen in epochs:
+        assert sorted(seen) == list(range(105))  # every sample exactly once
+    assert [len(b) for b in spy.batches[:11]] == [10] * 10 + [5]  # the last batch kept
+    assert epochs[0] != epochs[1] and epochs[0] != list(range(105))  # reshuffled
+    # Evaluated at every epoch although 10 does not divide 105, on both sets in full.
+    assert spy.evaluated == [105, 20] * 3
+    assert len(trainer.train_loss_list) == 33
+    for name in ("train_acc_list", "test_acc_list", "epoch_loss_list", "epoch_time_list"):
+        assert len(getattr(trainer, name)) == 3, name
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    assert set(history[0]) == {"epoch", "loss", "train_acc", "test_acc", "seconds"}
+    assert history[1]["loss"] == pytest.approx(np.mean(trainer.train_loss_list[11:22]))
+    np.testing.assert_allclose(spy.params["w"], -0.01 * 33)  # SGD with lr 0.01
+    assert trainer.final_test_acc == 0.5
+
+
+def test_same_seed_same_order():
+    a, ta = _spy_trainer()
+    b, tb = _spy_trainer()
+    ta.train()
+    tb.train()
+    assert a.batches == b.batches
+
+
+def test_callbacks_and_subset_evaluation():
+    iterations, epochs = [], []
+    spy, trainer = _spy_trainer(
+        n=30, batch=7, epochs=2, evaluate_sample_num_per_epoch=12,
+        optimizer="adam", optimizer_param={"lr": 0.1},
+        on_iteration=lambda tr, i, loss: iterations.append((tr, i, loss)),
+        on_epoch=lambda tr, e, record: epochs.append((tr, e, dict(record))))
+    trainer.train()
+    assert [i for _, i, _ in iterations] == list(range(1, 11))
+    assert all(tr is trainer for tr, _, _ in iterations + epochs)
+    assert [loss for *_, loss in iterations] == trainer.train_loss_list
+    assert [e for _, e, _ in epochs] == [1, 2]
+    assert [r for *_, r in epochs] == trainer.history
+    assert spy.evaluated == [12, 12, 12, 12, 20]  # subsets per epoch, then the whole test set
+    assert isinstance(trainer.optimizer, Adam) and trainer.optimizer.lr == 0.1
+
+
+def test_verbose_prints_one_line_per_epoch(capsys):
+    ids = np.arange(50)
+    trainer = Trainer(Spy(), ids[:, None].astype(float), ids, ids[:5, None], ids[:5],
+                      epochs=4, mini_batch_size=3, verbose=True)
+    trainer.train()
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 5 and lines[0].startswith("epoch 1/4") and "final" in lines[-1]
+
+
+def test_keyboard_interrupt_leaves_a_consistent_trainer():
+    def stop(trainer, iteration, loss):
+        if iteration == 15:
+            raise KeyboardInterrupt
+
+    spy, trainer = _spy_trainer(on_iteration=stop)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    assert trainer.current_iter == len(trainer.train_loss_list) == len(spy.batches) == 15
+    assert trainer.current_epoch == len(trainer.history) == len(trainer.test_acc_list) == 1
+    np.testing.assert_allclose(spy.params["w"], -0.01 * 15)
+    trainer.on_iteration = None
+    trainer.train()  # resumes: the interrupted epoch runs again in full
+    assert trainer.current_epoch == 3 and len(trainer.history) == 3
+    assert sorted(sum(spy.batches[-11:], [])) == list(range(105))
+
+
+class InterruptedSGD(SGD):
+    """Ctrl-C arrives between the updates of two parameters."""
+
+    def update(self, params, grads):
+        for i, (key, p) in enumerate(params.items()):
+            if i == 1:
+                signal.raise_signal(signal.SIGINT)
+            p -= self.lr * grads[key]
+
+
+def test_ctrl_c_during_an_update_waits_for_it():
+    spy, trainer = _spy_trainer(optimizer=InterruptedSGD())
+    spy.params["v"] = np.zeros(3)
+    spy.gradient = lambda x, t: {"w": np.ones(2), "v": np.ones(3)}
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    assert trainer.current_iter == len(trainer.train_loss_list) == 1
+    np.testing.assert_array_equal(spy.params["w"], -0.01)   # both parameters updated
+    np.testing.assert_array_equal(spy.params["v"], -0.01)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_train_step_and_arguments():
+    spy, trainer = _spy_trainer()
+    x = np.array([[3.0], [4.0]])
+    assert trainer.train_step(x, np.array([3, 4])) == 1.0
+    assert spy.batches == [[3, 4]]
+    with pytest.raises(ValueError, match="mini_batch_size"):
+        _spy_trainer(batch=0)
+    with pytest.raises(ValueError, match="differ in length"):
+        Trainer(Spy(), np.zeros((3, 1)), np.zeros(2), np.zeros((1, 1)), np.zeros(1))
+
+
+def quadrants(n, size, rng):
+    """Noisy images with a bright 3x3 square in one of the four quadrants: the label."""
+    t = rng.integers(0, 4, n)
+    x = 0.3 * rng.random((n, 1, size, size))
+    half = size // 2
+    for i, q in enumerate(t):
+        r = (q // 2) * half + rng.integers(0, half - 2)
+        c = (q % 2) * half + rng.integers(0, half - 2)
+        x[i, 0, r:r + 3, c:c + 3] += 1.0
+    return x.astype(np.float32), t
+
+
+@pytest.mark.parametrize("backend", ["c", "numpy"])
+def test_simpleconvnet_learns_quadrants(backend):
+    if backend not in F.available_backends():
+        pytest.skip("the C extension is not built")
+    rng = np.random.default_rng(0)
+    x_train, t_train = quadrants(400, 8, rng)
+    x_test, t_test = quadrants(200, 8, rng)
+    net = SimpleConvNet((1, 8, 8), {"filter_num": 6, "filter_size": 3, "pad": 1, "stride": 1},
+                        hidden_size=16, output_size=4, weight_init_std=0.1, seed=0)
+    with F.use_backend(backend):
+        trainer = Trainer(net, x_train, t_train, x_test, t_test, epochs=6, mini_batch_size=20,
+                          optimizer="Adam", optimizer_param={"lr": 0.01}, verbose=False, seed=0)
+        trainer.train()
+    assert trainer.train_loss_list[0] > 1.2  # log(4) = 1.39: it starts at chance
+    assert trainer.epoch_loss_list[-1] < 0.25 * trainer.epoch_loss_list[0]
+    assert trainer.final_test_acc > 0.95
+    assert trainer.train_acc_list[-1] > 0.95
+    assert net.params["W1"].dtype == np.float32
