@@ -54,6 +54,14 @@ def away_from_zero(shape, rng):
 
 # --- gradients -------------------------------------------------------------------
 
+@pytest.fixture(params=["per_image", "book"])
+def conv_layout(request, monkeypatch):
+    """Run a Convolution test on both of the layer's layouts."""
+    threshold = 0 if request.param == "per_image" else 10**9
+    monkeypatch.setattr(Convolution, "PER_IMAGE_MIN_PIXELS", threshold)
+    return request.param
+
+
 @pytest.mark.parametrize("n,c,h,w,fn,fh,fw,stride,pad", [
     (2, 3, 7, 7, 4, 3, 3, 1, 0),
     (2, 2, 8, 7, 3, 3, 2, 2, 1),
@@ -61,7 +69,7 @@ def away_from_zero(shape, rng):
     (2, 1, 9, 9, 3, 3, 3, 3, 2),
     (1, 2, 7, 8, 2, 3, 3, (2, 1), (1, 0)),
 ])
-def test_convolution_gradients(backend, n, c, h, w, fn, fh, fw, stride, pad):
+def test_convolution_gradients(backend, conv_layout, n, c, h, w, fn, fh, fw, stride, pad):
     rng = np.random.default_rng(1)
     layer = Convolution(rng.standard_normal((fn, c, fh, fw)), rng.standard_normal(fn),
                         stride, pad)
@@ -192,9 +200,13 @@ def test_convolution_forward_matches_loops(case):
     W, b = rng.standard_normal((fn, c, f, f)), rng.standard_normal(fn)
     x = rng.standard_normal((n, c, h, w))
     for name in F.available_backends():
-        with F.use_backend(name):
-            out = Convolution(W, b, stride, pad).forward(x)
-        np.testing.assert_allclose(out, conv_loops(x, W, b, stride, pad), rtol=1e-12, atol=1e-12)
+        for threshold in (0, 10**9):  # both layouts of the layer
+            layer = Convolution(W, b, stride, pad)
+            layer.PER_IMAGE_MIN_PIXELS = threshold
+            with F.use_backend(name):
+                out = layer.forward(x)
+            np.testing.assert_allclose(out, conv_loops(x, W, b, stride, pad),
+                                       rtol=1e-12, atol=1e-12)
 
 
 @settings(max_examples=40, deadline=None)
@@ -205,14 +217,17 @@ def test_convolution_backward_is_the_adjoint(case):
     if h + 2 * pad < f or w + 2 * pad < f:
         return
     rng = np.random.default_rng(seed)
-    layer = Convolution(rng.standard_normal((fn, c, f, f)), np.zeros(fn), stride, pad)
+    W = rng.standard_normal((fn, c, f, f))
     x = rng.standard_normal((n, c, h, w))
-    out = layer.forward(x)
-    g = rng.standard_normal(out.shape)
-    dx = layer.backward(g)
-    total = np.sum(out * g)
-    assert np.isclose(np.sum(x * dx), total, rtol=1e-10, atol=1e-10)
-    assert np.isclose(np.sum(layer.W * layer.dW), total, rtol=1e-10, atol=1e-10)
+    for threshold in (0, 10**9):  # both layouts of the layer
+        layer = Convolution(W, np.zeros(fn), stride, pad)
+        layer.PER_IMAGE_MIN_PIXELS = threshold
+        out = layer.forward(x)
+        g = np.random.default_rng(seed + 1).standard_normal(out.shape)
+        dx = layer.backward(g)
+        total = np.sum(out * g)
+        assert np.isclose(np.sum(x * dx), total, rtol=1e-10, atol=1e-10)
+        assert np.isclose(np.sum(layer.W * layer.dW), total, rtol=1e-10, atol=1e-10)
     assert np.allclose(layer.db, g.sum(axis=(0, 2, 3)))
 
 
@@ -371,7 +386,7 @@ def _torch_grads(torch, fn, *arrays):
 
 
 @pytest.mark.parametrize("stride,pad", [(1, 0), (2, 1), (3, 2)])
-def test_convolution_matches_torch(backend, stride, pad):
+def test_convolution_matches_torch(backend, conv_layout, stride, pad):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(14)
     x, W, b = rng.standard_normal((2, 3, 9, 8)), rng.standard_normal((4, 3, 3, 3)), \
@@ -444,3 +459,17 @@ def test_batchnorm_matches_torch_in_training():
     np.testing.assert_allclose(layer.backward(g), dx_t, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(layer.dgamma, dgamma_t, rtol=1e-10)
     np.testing.assert_allclose(layer.dbeta, dbeta_t, rtol=1e-10)
+
+
+def test_convolution_without_input_gradient(conv_layout):
+    rng = np.random.default_rng(21)
+    W, b = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    x = rng.standard_normal((2, 3, 18, 17))
+    full, first = Convolution(W, b, 1, 1), Convolution(W, b, 1, 1)
+    first.needs_input_grad = False
+    g = rng.standard_normal(full.forward(x).shape)
+    assert full.backward(g).shape == x.shape
+    first.forward(x)
+    assert first.backward(g) is None
+    np.testing.assert_array_equal(first.dW, full.dW)
+    np.testing.assert_array_equal(first.db, full.db)

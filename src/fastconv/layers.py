@@ -50,16 +50,26 @@ class Convolution:
     stride, pad : int or (h, w)
 
     ``forward(x)`` takes x (N, C, H, W) and returns (N, FN, OH, OW) with
-    ``OH = (H + 2*pad - FH) // stride + 1``. It is one im2col and one matrix
-    product; the result is a transposed view of that product (no copy).
-    Computation happens in W's dtype.
+    ``OH = (H + 2*pad - FH) // stride + 1``: one patch extraction and one
+    matrix product. Computation happens in W's dtype.
+
+    Set ``needs_input_grad = False`` on a first layer: ``backward`` then
+    computes only ``dW`` and ``db`` and returns None, skipping the costliest
+    half of the pass (as PyTorch does for inputs that need no gradient).
     """
+
+    # At or above this many output pixels per image, one matrix product per
+    # image on PyTorch's unfold layout gives NCHW directly and wins; below
+    # it, the book's single (N*OH*OW, C*FH*FW) product wins despite the
+    # transposes around it (measured in benchmarks/conv_layouts.py).
+    PER_IMAGE_MIN_PIXELS = 128
 
     def __init__(self, W, b, stride=1, pad=0):
         self.W = W
         self.b = b
         self.stride = stride
         self.pad = pad
+        self.needs_input_grad = True
         self.x_shape = None
         self.col = None
         self.dW = None
@@ -74,21 +84,41 @@ class Convolution:
         (sh, sw), (ph, pw) = _pair(self.stride), _pair(self.pad)
         oh = (h + 2 * ph - fh) // sh + 1
         ow = (w + 2 * pw - fw) // sw + 1
-        col = F.im2col(x, fh, fw, self.stride, self.pad)      # (N*OH*OW, C*FH*FW)
-        out = col @ self.W.reshape(fn, -1).T                    # (N*OH*OW, FN)
-        out += self.b
+        w_mat = self.W.reshape(fn, -1)
         self.x_shape = x.shape
-        self.col = col
+        if oh * ow >= self.PER_IMAGE_MIN_PIXELS:
+            cols = F.unfold(x, (fh, fw), padding=(ph, pw), stride=(sh, sw))  # (N, CKK, L)
+            out = np.matmul(w_mat, cols)                                     # (N, FN, L)
+            out += self.b[:, None]
+            self.col, self._per_image = cols, True
+            return out.reshape(n, fn, oh, ow)
+        col = F.im2col(x, fh, fw, self.stride, self.pad)      # (N*OH*OW, CKK)
+        out = col @ w_mat.T                                     # (N*OH*OW, FN)
+        out += self.b
+        self.col, self._per_image = col, False
         return out.reshape(n, oh, ow, fn).transpose(0, 3, 1, 2)
 
     def backward(self, dout):
         fn, c, fh, fw = self.W.shape
+        w_mat = self.W.reshape(fn, -1)
+        dout = _as_float(dout, self.W.dtype)
+        if self._per_image:
+            n = dout.shape[0]
+            d = np.ascontiguousarray(dout).reshape(n, fn, -1)                # (N, FN, L)
+            self.db = d.sum(axis=(0, 2))
+            self.dW = np.matmul(d, self.col.transpose(0, 2, 1)).sum(axis=0).reshape(self.W.shape)
+            if not self.needs_input_grad:
+                return None
+            # A C-ordered W^T keeps numpy's stacked matmul on its BLAS path.
+            dcols = np.matmul(np.ascontiguousarray(w_mat.T), d)
+            return F.fold(dcols, self.x_shape[2:], (fh, fw), padding=self.pad, stride=self.stride)
         # Free when dout has the memory layout of forward's output (e.g. after Relu).
-        dout = _as_float(dout, self.W.dtype).transpose(0, 2, 3, 1).reshape(-1, fn)
-        self.db = dout.sum(axis=0)
-        self.dW = (dout.T @ self.col).reshape(self.W.shape)
-        dcol = dout @ self.W.reshape(fn, -1)
-        return F.col2im(dcol, self.x_shape, fh, fw, self.stride, self.pad)
+        d = dout.transpose(0, 2, 3, 1).reshape(-1, fn)
+        self.db = d.sum(axis=0)
+        self.dW = (d.T @ self.col).reshape(self.W.shape)
+        if not self.needs_input_grad:
+            return None
+        return F.col2im(d @ w_mat, self.x_shape, fh, fw, self.stride, self.pad)
 
     def __repr__(self):
         fn, c, fh, fw = self.W.shape
