@@ -6,6 +6,7 @@ traceback. Ctrl-C during training saves a checkpoint first (exit status 130).
 """
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -74,6 +75,12 @@ def build_parser():
     p.add_argument("--optimizer", default="adam",
                    choices=["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"])
     p.add_argument("--lr", type=_positive_float, default=0.001)
+    p.add_argument("--augment", type=int, default=0, metavar="PX",
+                   help="shift each training image by up to PX pixels at random (default 0: "
+                        "the book's recipe)")
+    p.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
+                   help="constant (the book's) or cosine decay of the learning rate to zero "
+                        "over the epochs")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the initial weights and the shuffling (default 0)")
     p.add_argument("--limit", type=_positive_int, default=None,
@@ -222,9 +229,14 @@ def cmd_train(args):
     say = (lambda *a: None) if args.quiet else (lambda msg: tqdm.write(msg))
     say(f"training {type(network).__name__} on {len(x_train)} images "
         f"({len(x_test)} test), {args.epochs} epochs, batch {args.batch_size}, "
-        f"{args.optimizer} lr {args.lr}, {args.dtype}, backend {F.get_backend()}, "
+        f"{args.optimizer} lr {args.lr} ({args.lr_schedule}), augment {args.augment} px, "
+        f"{args.dtype}, backend {F.get_backend()}, "
         f"{F.get_num_threads()} threads, seed {args.seed}")
 
+    augment = None
+    if args.augment:
+        from .augment import random_shift
+        augment = lambda x, rng: random_shift(x, args.augment, rng)  # noqa: E731
     bar = None
     iters = -(-len(x_train) // args.batch_size)
 
@@ -243,6 +255,10 @@ def cmd_train(args):
         if bar is not None:
             bar.close()
             bar = None
+        record["lr"] = trainer.optimizer.lr
+        if args.lr_schedule == "cosine":
+            # Set per epoch, for the next one: lr * (1 + cos(pi * done / total)) / 2.
+            trainer.optimizer.lr = args.lr * 0.5 * (1 + math.cos(math.pi * epoch / args.epochs))
         say(f"epoch {epoch:>2}/{args.epochs}  loss {record['loss']:.4f}  "
             f"train acc {record['train_acc']:.4f}  test acc {record['test_acc']:.4f}  "
             f"{record['seconds']:.1f} s")
@@ -251,7 +267,8 @@ def cmd_train(args):
                       mini_batch_size=args.batch_size, optimizer=args.optimizer,
                       optimizer_param={"lr": args.lr}, verbose=False, seed=args.seed,
                       on_iteration=on_iteration, on_epoch=on_epoch,
-                      train_eval_samples=min(len(x_train), 10000))
+                      train_eval_samples=min(len(x_train), 10000),
+                      batch_transform=augment)
     start = time.perf_counter()
     interrupted = False
     try:
@@ -269,6 +286,7 @@ def cmd_train(args):
     summary = {
         "model": args.model, "epochs": args.epochs, "completed_epochs": trainer.current_epoch,
         "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr,
+        "lr_schedule": args.lr_schedule, "augment": args.augment,
         "dtype": args.dtype, "backend": F.get_backend(), "threads": F.get_num_threads(),
         "seed": args.seed, "train_size": len(x_train), "test_size": len(x_test),
         "interrupted": interrupted, "wall_seconds": wall, "history": trainer.history,

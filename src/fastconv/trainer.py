@@ -54,6 +54,8 @@ class Trainer:
         the first this many training samples (a full pass over 60,000 MNIST
         images costs a third of an epoch), while the test accuracy still uses
         every test sample
+    batch_transform : if given, ``batch_transform(x, rng)`` returns the batch
+        actually trained on (data augmentation), with the trainer's generator
     verbose : print one line per epoch
     seed : seed of the shuffling
     on_iteration : called as ``on_iteration(trainer, iteration, loss)`` after
@@ -87,7 +89,8 @@ class Trainer:
     def __init__(self, network, x_train, t_train, x_test, t_test, epochs=20,
                  mini_batch_size=100, optimizer="SGD", optimizer_param=None,
                  evaluate_sample_num_per_epoch=None, verbose=True, *, seed=None,
-                 on_iteration=None, on_epoch=None, train_eval_samples=None):
+                 on_iteration=None, on_epoch=None, train_eval_samples=None,
+                 batch_transform=None):
         if len(x_train) != len(t_train) or len(x_test) != len(t_test):
             raise ValueError(f"x and t differ in length: train {len(x_train)} vs "
                              f"{len(t_train)}, test {len(x_test)} vs {len(t_test)}")
@@ -104,6 +107,7 @@ class Trainer:
         self.batch_size = int(mini_batch_size)
         self.evaluate_sample_num_per_epoch = evaluate_sample_num_per_epoch
         self.train_eval_samples = train_eval_samples
+        self.batch_transform = batch_transform
         self.verbose = verbose
         self.on_iteration = on_iteration
         self.on_epoch = on_epoch
@@ -163,7 +167,10 @@ class Trainer:
         losses = []
         for begin in range(0, self.train_size, self.batch_size):
             batch = order[begin:begin + self.batch_size]
-            loss, grads = self._loss_and_gradient(self.x_train[batch], self.t_train[batch])
+            x = self.x_train[batch]
+            if self.batch_transform is not None:
+                x = self.batch_transform(x, self._rng)
+            loss, grads = self._loss_and_gradient(x, self.t_train[batch])
             with _interrupts_deferred():
                 self.optimizer.update(self.network.params, grads)
                 losses.append(loss)
