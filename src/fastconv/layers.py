@@ -177,21 +177,32 @@ class Pooling:
 
 
 class Relu:
-    """max(x, 0), elementwise; any shape, keeps the float dtype."""
+    """max(x, 0), elementwise; any shape, keeps the float dtype.
 
-    def __init__(self):
+    ``inplace=True`` (as ``torch.nn.ReLU(inplace=True)``) overwrites the input
+    in forward and ``dout`` in backward instead of allocating new arrays; a
+    network sets it where it owns those arrays.
+    """
+
+    def __init__(self, inplace=False):
+        self.inplace = inplace
         self.mask = None
 
     def forward(self, x):
         x = _as_float(x)
         self.mask = x <= 0
+        if self.inplace:
+            return np.maximum(x, 0, out=x)
         return np.maximum(x, 0)
 
     def backward(self, dout):
+        if self.inplace and isinstance(dout, np.ndarray) and dout.flags.writeable:
+            np.copyto(dout, 0, where=self.mask)
+            return dout
         return np.where(self.mask, 0, dout)
 
     def __repr__(self):
-        return "Relu()"
+        return "Relu(inplace=True)" if self.inplace else "Relu()"
 
 
 class Sigmoid:

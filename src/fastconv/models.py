@@ -112,6 +112,14 @@ class Net:
         first = next(iter(self.layers.values()), None)
         if isinstance(first, Convolution):
             first.needs_input_grad = False
+        # A ReLU right after a layer that returns a fresh array may overwrite
+        # it (and, in backward, the fresh gradient it is handed).
+        previous = None
+        for layer in self.layers.values():
+            if isinstance(layer, Relu) and isinstance(previous, (Convolution, Affine,
+                                                                   BatchNormalization)):
+                layer.inplace = True
+            previous = layer
 
     @staticmethod
     def _check_spec(spec):
