@@ -19,7 +19,8 @@ import numpy as np
 
 from . import functional as F
 
-__all__ = ["KERNEL_CASES", "time_call", "bench_kernels", "format_table", "main"]
+__all__ = ["KERNEL_CASES", "time_call", "bench_kernels", "bench_training", "format_table",
+           "format_training_table", "main"]
 
 # (label, x shape, kernel, stride, pad): the shapes of the book's SimpleConvNet
 # layer, a mid-size 3x3 layer and a large 3x3 layer, plus SimpleConvNet's pool.
@@ -200,6 +201,94 @@ def environment():
     }
 
 
+# --- training steps -----------------------------------------------------------------
+
+def _torch_model(torch, name):
+    """The same architecture as fastconv's SimpleConvNet or DeepConvNet, in torch.nn."""
+    nn = torch.nn
+    if name == "SimpleConvNet":
+        return nn.Sequential(nn.Conv2d(1, 30, 5), nn.ReLU(), nn.MaxPool2d(2, 2), nn.Flatten(),
+                             nn.Linear(30 * 12 * 12, 100), nn.ReLU(), nn.Linear(100, 10))
+    layers, c = [], 1
+    for i, (out, pad) in enumerate([(16, 1), (16, 1), (32, 1), (32, 2), (64, 1), (64, 1)]):
+        layers += [nn.Conv2d(c, out, 3, padding=pad), nn.ReLU()]
+        c = out
+        if i % 2:
+            layers.append(nn.MaxPool2d(2, 2))
+    layers += [nn.Flatten(), nn.Linear(64 * 4 * 4, 50), nn.ReLU(), nn.Dropout(0.5),
+               nn.Linear(50, 10), nn.Dropout(0.5)]
+    return nn.Sequential(*layers)
+
+
+def bench_training(models=("SimpleConvNet", "DeepConvNet"), batch=100, repeats=7,
+                   threads=None, numpy_repeats=3, progress=None):
+    """Median milliseconds of one training step (forward, backward, Adam update).
+
+    float32, batch ``batch`` of random 1x28x28 images. Rows hold ``c``,
+    ``numpy`` and ``torch`` (None without PyTorch), all at ``threads``.
+    """
+    from . import models as M
+    from .optim import Adam
+
+    rng = np.random.default_rng(0)
+    x = rng.random((batch, 1, 28, 28), dtype=np.float32)
+    t = rng.integers(0, 10, batch)
+    n_threads = threads or os.cpu_count() or 1
+    torch = _torch()
+    previous_backend, previous_threads = F.get_backend(), F._num_threads
+    rows = []
+    try:
+        F.set_num_threads(n_threads)
+        for name in models:
+            if progress:
+                progress(f"training step {name}")
+            net = getattr(M, name)(seed=0)
+            opt = Adam()
+
+            def step():
+                _, grads = net.loss_and_gradient(x, t)
+                opt.update(net.params, grads)
+
+            row = {"model": name, "batch": batch, "threads": n_threads}
+            for backend, reps in (("c", repeats), ("numpy", numpy_repeats)):
+                if backend in F.available_backends():
+                    F.set_backend(backend)
+                    row[backend] = 1e3 * time_call(step, reps)
+                else:
+                    row[backend] = None
+            row["torch"] = None
+            if torch is not None:
+                with _torch_threads(torch, n_threads):
+                    model = _torch_model(torch, name)
+                    topt = torch.optim.Adam(model.parameters(), lr=1e-3)
+                    loss_fn = torch.nn.CrossEntropyLoss()
+                    tx, tt = torch.from_numpy(x), torch.from_numpy(t)
+
+                    def tstep():
+                        topt.zero_grad()
+                        loss_fn(model(tx), tt).backward()
+                        topt.step()
+
+                    row["torch"] = 1e3 * time_call(tstep, repeats)
+            rows.append(row)
+    finally:
+        F.set_backend(previous_backend)
+        F.set_num_threads(previous_threads)
+    return rows
+
+
+def format_training_table(rows):
+    threads = rows[0]["threads"] if rows else "?"
+    head = ["model", f"fastconv C ({threads}T)", "fastconv NumPy", "PyTorch",
+            "C / PyTorch", "NumPy / C"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        lines.append("| " + " | ".join([
+            f"{r['model']} batch {r['batch']}", _ms(r["c"]), _ms(r["numpy"]), _ms(r["torch"]),
+            _ratio(r["c"], r["torch"]), _ratio(r["numpy"], r["c"])]) + " |")
+    return "\n".join(lines)
+
+
 def add_arguments(parser):
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per figure (median)")
@@ -208,6 +297,8 @@ def add_arguments(parser):
     parser.add_argument("--quick", action="store_true",
                         help="tiny shapes, to check that the harness runs")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--only", choices=["kernels", "training"], default=None,
+                        help="run one half of the benchmark")
 
 
 def run(args):
@@ -219,14 +310,26 @@ def run(args):
     print(f"fastconv bench  {env['date']}  {env['cpu']} ({env['cores']} cores)  "
           f"dtype {args.dtype}  python {env['python']}  numpy {env['numpy']}  "
           f"torch {env['torch'] or 'not installed'}", flush=True)
-    rows = bench_kernels(cases, np.dtype(args.dtype), args.repeats, args.threads,
-                         numpy_repeats=min(args.repeats, 3),
-                         progress=lambda s: print(f"  timing {s}", file=sys.stderr, flush=True))
-    print(f"\nmedian milliseconds, {rows[0]['threads']} threads for the multi-threaded columns\n")
-    print(format_table(rows))
+    progress = lambda s: print(f"  timing {s}", file=sys.stderr, flush=True)  # noqa: E731
+    result = {"environment": env, "dtype": args.dtype}
+    if args.only in (None, "kernels"):
+        rows = bench_kernels(cases, np.dtype(args.dtype), args.repeats, args.threads,
+                             numpy_repeats=min(args.repeats, 3), progress=progress)
+        print(f"\nKernels: median milliseconds, {args.dtype}, {rows[0]['threads']} threads "
+              f"for the multi-threaded columns\n")
+        print(format_table(rows))
+        result["kernels"] = rows
+    if args.only in (None, "training"):
+        batch = 8 if args.quick else 100
+        rows = bench_training(batch=batch, repeats=args.repeats, threads=args.threads,
+                              numpy_repeats=min(args.repeats, 3), progress=progress)
+        print(f"\nTraining step (forward, backward, Adam), float32: median milliseconds, "
+              f"{rows[0]['threads']} threads\n")
+        print(format_training_table(rows))
+        result["training"] = rows
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"environment": env, "dtype": args.dtype, "kernels": rows}, f, indent=2)
+            json.dump(result, f, indent=2)
     return 0
 
 

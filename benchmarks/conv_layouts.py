@@ -1,0 +1,58 @@
+"""The Convolution layer's two layouts, forward + backward, interleaved.
+
+    python benchmarks/conv_layouts.py [--threads 2] [--rounds 15]
+
+For each layer shape of SimpleConvNet and DeepConvNet (batch 100, float32),
+times the layer with ``PER_IMAGE_MIN_PIXELS`` forced to 0 (one product per
+image on the unfold layout) and to infinity (the book's single product),
+alternating the two so both see the same machine load. Prints medians.
+"""
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+import fastconv
+from fastconv.layers import Convolution
+
+SHAPES = [  # (N, C, H, FN, kernel, pad): the conv layers of the two nets
+    (100, 1, 28, 30, 5, 0),
+    (100, 1, 28, 16, 3, 1), (100, 16, 28, 16, 3, 1), (100, 16, 14, 32, 3, 1),
+    (100, 32, 14, 32, 3, 2), (100, 32, 8, 64, 3, 1), (100, 64, 8, 64, 3, 1),
+]
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--rounds", type=int, default=15)
+    args = p.parse_args()
+    if args.threads:
+        fastconv.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    print(f"threads {fastconv.get_num_threads()}, median ms of forward+backward (with dx)")
+    print("shape (N, C, H, FN, k, pad) | per-image | book | output pixels")
+    for n, c, h, fn, k, pad in SHAPES:
+        x = rng.random((n, c, h, h), dtype=np.float32)
+        W = (rng.standard_normal((fn, c, k, k)) * 0.1).astype(np.float32)
+        layers = {}
+        for name, threshold in (("per-image", 0), ("book", 10**9)):
+            layer = Convolution(W, np.zeros(fn, np.float32), 1, pad)
+            layer.PER_IMAGE_MIN_PIXELS = threshold
+            layers[name] = layer
+        g = rng.random(layers["book"].forward(x).shape, dtype=np.float32)
+        times = {name: [] for name in layers}
+        for _ in range(args.rounds + 1):
+            for name, layer in layers.items():
+                t0 = time.perf_counter()
+                layer.forward(x)
+                layer.backward(g)
+                times[name].append(time.perf_counter() - t0)
+        med = {name: 1e3 * statistics.median(v[1:]) for name, v in times.items()}
+        oh = h + 2 * pad - k + 1
+        print(f"{(n, c, h, fn, k, pad)} | {med['per-image']:.1f} | {med['book']:.1f} | {oh * oh}")
+
+
+if __name__ == "__main__":
+    main()
