@@ -24,15 +24,22 @@ int fc_max_threads(void) {
 /* A single thread must not touch OpenMP at all: in a child forked after the
  * parent ran a parallel region, libgomp's thread pool is gone and even a team
  * of one may wait on it. So nthreads <= 1 takes a plain loop. */
-#define FC_PARALLEL_FOR(i, count, nthreads, body)                       \
-  do {                                                                  \
-    const fc_int fc_count_ = (count);                                   \
-    if ((nthreads) > 1) {                                               \
-      _Pragma("omp parallel for schedule(static) num_threads(nthreads)") \
-      for (fc_int i = 0; i < fc_count_; i++) { body; }                  \
-    } else {                                                            \
-      for (fc_int i = 0; i < fc_count_; i++) { body; }                  \
-    }                                                                   \
+#if !defined(_OPENMP)
+#define FC_OMP_FOR
+#elif defined(_MSC_VER)
+#define FC_OMP_FOR __pragma(omp parallel for schedule(static) num_threads(nthreads))
+#else
+#define FC_OMP_FOR _Pragma("omp parallel for schedule(static) num_threads(nthreads)")
+#endif
+#define FC_PARALLEL_FOR(i, count, nthreads, body)      \
+  do {                                                 \
+    const fc_int fc_count_ = (count);                  \
+    if ((nthreads) > 1) {                              \
+      FC_OMP_FOR                                       \
+      for (fc_int i = 0; i < fc_count_; i++) { body; } \
+    } else {                                           \
+      for (fc_int i = 0; i < fc_count_; i++) { body; } \
+    }                                                  \
   } while (0)
 
 #define T float

@@ -236,7 +236,9 @@ fc_int FC_NAME(max_pool2d_backward)(const T *dout, const int64_t *argmax, fc_int
   const fc_int ohw = out_h * out_w, planes = n * c;
   fc_int bad = 0;
   if (nthreads > 1) {
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nthreads) reduction(+ : bad)
+#endif
     for (fc_int p = 0; p < planes; p++)
       bad += FC_NAME(max_unpool_plane)(dout + p * ohw, argmax + p * ohw, h * w, ohw,
                                        dx + p * h * w);
