@@ -1,6 +1,8 @@
 /* Instantiates kernels_impl.h for float and double, plus the OpenMP queries. */
 #include "fastconv.h"
 
+#include <string.h>
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -20,6 +22,14 @@ int fc_max_threads(void) {
   return 1;
 #endif
 }
+
+#if defined(_MSC_VER)
+#define FC_INLINE static __forceinline
+#elif defined(__GNUC__)
+#define FC_INLINE static inline __attribute__((always_inline))
+#else
+#define FC_INLINE static inline
+#endif
 
 /* A single thread must not touch OpenMP at all: in a child forked after the
  * parent ran a parallel region, libgomp's thread pool is gone and even a team
@@ -43,13 +53,17 @@ int fc_max_threads(void) {
   } while (0)
 
 #define T float
+#define FC_UINT uint32_t
 #define FC_NAME(op) fc_##op##_f32
 #include "kernels_impl.h"
 #undef T
+#undef FC_UINT
 #undef FC_NAME
 
 #define T double
+#define FC_UINT uint64_t
 #define FC_NAME(op) fc_##op##_f64
 #include "kernels_impl.h"
 #undef T
+#undef FC_UINT
 #undef FC_NAME
