@@ -34,6 +34,8 @@ KERNEL_CASES = [
 
 def time_call(fn, repeats=7, warmup=1, min_time=0.0):
     """Median wall time of ``fn()`` in seconds, over at least ``repeats`` runs."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
     for _ in range(warmup):
         fn()
     times = []
@@ -289,10 +291,21 @@ def format_training_table(rows):
     return "\n".join(lines)
 
 
+def _positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def add_arguments(parser):
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    parser.add_argument("--repeats", type=int, default=7, help="timed runs per figure (median)")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--repeats", type=_positive, default=7,
+                        help="timed runs per figure (median)")
+    parser.add_argument("--threads", type=_positive, default=None,
                         help="thread count for the multi-threaded columns (default: all cores)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny shapes, to check that the harness runs")

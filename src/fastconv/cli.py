@@ -22,6 +22,23 @@ class CliError(Exception):
     """A user error: printed as one line, exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``--help`` still shows the usage)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
 def _positive_int(text):
     try:
         value = int(text)
@@ -46,6 +63,8 @@ def _add_common(p):
     p.add_argument("--data", metavar="DIR",
                    help="folder of the MNIST IDX files (default: $FASTCONV_DATA, else the "
                         "user cache folder, downloading when missing)")
+    p.add_argument("--no-download", action="store_true",
+                   help="fail instead of downloading when the data folder lacks MNIST")
     p.add_argument("--backend", choices=["c", "numpy"], default=None,
                    help="kernel backend (default: c, or $FASTCONV_BACKEND)")
     p.add_argument("--threads", type=_positive_int, default=None,
@@ -53,14 +72,14 @@ def _add_common(p):
 
 
 def _add_model(p, default="simple"):
-    p.add_argument("--model", choices=MODELS, default=default,
-                   help=f"network (default: {default}; read from model.json beside "
-                        "--params when present)")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--model", choices=MODELS, default=None,
+                   help=f"network (default: the model.json beside --params, else {default})")
+    p.add_argument("--dtype", choices=["float32", "float64"], default=None,
+                   help="float32 (default) or float64")
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fastconv",
         description="Train and inspect the CNNs of 'Deep Learning from Scratch' on MNIST, "
                     "on C/OpenMP kernels.")
@@ -75,9 +94,12 @@ def build_parser():
     p.add_argument("--optimizer", default="adam",
                    choices=["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"])
     p.add_argument("--lr", type=_positive_float, default=0.001)
-    p.add_argument("--augment", type=int, default=0, metavar="PX",
+    p.add_argument("--augment", type=_non_negative_int, default=0, metavar="PX",
                    help="shift each training image by up to PX pixels at random (default 0: "
                         "the book's recipe)")
+    p.add_argument("--init", choices=["book", "he"], default="book",
+                   help="initial weights: the book's (SimpleConvNet: normal with std 0.01; "
+                        "DeepConvNet: He) or He's sqrt(2/fan_in) for every model")
     p.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
                    help="constant (the book's) or cosine decay of the learning rate to zero "
                         "over the epochs")
@@ -133,21 +155,29 @@ def _load_data(args, limit=None):
     from .datasets import DatasetError, load_mnist
     try:
         (x_train, t_train), (x_test, t_test) = load_mnist(
-            normalize=True, flatten=False, data_dir=args.data, progress=True)
+            normalize=True, flatten=False, data_dir=args.data,
+            download=not args.no_download, progress=True)
     except DatasetError as exc:
-        raise CliError(str(exc)) from None
+        # The library's message lists every mirror on its own line; a command
+        # line error is one line.
+        raise CliError(" ".join(str(exc).split())) from None
     if limit:
         x_train, t_train = x_train[:limit], t_train[:limit]
         x_test, t_test = x_test[:limit], t_test[:limit]
-    dtype = np.dtype(args.dtype)
+    dtype = np.dtype(args.dtype or "float32")
     return (x_train.astype(dtype, copy=False), t_train), (x_test.astype(dtype, copy=False), t_test)
 
 
-def make_model(name, dtype=np.float32, seed=0):
-    """The network called ``name`` (one of MODELS) for 1x28x28 MNIST digits."""
+def make_model(name, dtype=np.float32, seed=0, init="book"):
+    """The network called ``name`` (one of MODELS) for 1x28x28 MNIST digits.
+
+    ``init="he"`` gives SimpleConvNet He's initial weights instead of the
+    book's std 0.01 (the other models use He's already).
+    """
     from . import models
     if name == "simple":
-        return models.SimpleConvNet(dtype=dtype, seed=seed)
+        return models.SimpleConvNet(weight_init_std="he" if init == "he" else 0.01,
+                                    dtype=dtype, seed=seed)
     if name == "deep":
         return models.DeepConvNet(dtype=dtype, seed=seed)
     if name == "lenet":
@@ -166,14 +196,22 @@ def _load_network(args):
     if not os.path.isfile(path):
         raise CliError(f"parameter file not found: {path}")
     sidecar = os.path.join(os.path.dirname(os.path.abspath(path)), "model.json")
-    model, dtype = args.model, args.dtype
+    meta = {}
     if os.path.isfile(sidecar):
         try:
             with open(sidecar) as f:
                 meta = json.load(f)
-            model = meta.get("model", model)
         except (OSError, ValueError) as exc:
             raise CliError(f"cannot read {sidecar}: {exc}") from None
+        if not isinstance(meta, dict):
+            raise CliError(f"cannot read {sidecar}: expected a JSON object, "
+                           f"got {type(meta).__name__}")
+    # An explicit option wins over model.json, which wins over the defaults.
+    model = args.model or meta.get("model") or "simple"
+    dtype = args.dtype or meta.get("dtype") or "float32"
+    if model not in MODELS or dtype not in ("float32", "float64"):
+        raise CliError(f"{sidecar} names an unknown model {model!r} or dtype {dtype!r}")
+    args.dtype = dtype
     network = make_model(model, np.dtype(dtype))
     try:
         network.load_params(path)
@@ -222,14 +260,21 @@ def cmd_train(args):
     from .trainer import Trainer
 
     _configure(args)
-    _ensure_dir(args.out)
+    args.model = args.model or "simple"
+    args.dtype = args.dtype or "float32"
     (x_train, t_train), (x_test, t_test) = _load_data(args, args.limit)
-    network = make_model(args.model, np.dtype(args.dtype), args.seed)
+    _ensure_dir(args.out)  # only once the data is there: a failed run leaves nothing
+    network = make_model(args.model, np.dtype(args.dtype), args.seed, args.init)
     w1_before = network.params["W1"].copy()
-    say = (lambda *a: None) if args.quiet else (lambda msg: tqdm.write(msg))
+    def say(msg):
+        if not args.quiet:
+            tqdm.write(msg)
+            sys.stdout.flush()  # epoch lines must show up when stdout is a pipe
+
     say(f"training {type(network).__name__} on {len(x_train)} images "
         f"({len(x_test)} test), {args.epochs} epochs, batch {args.batch_size}, "
-        f"{args.optimizer} lr {args.lr} ({args.lr_schedule}), augment {args.augment} px, "
+        f"{args.optimizer} lr {args.lr} ({args.lr_schedule}), init {args.init}, "
+        f"augment {args.augment} px, "
         f"{args.dtype}, backend {F.get_backend()}, "
         f"{F.get_num_threads()} threads, seed {args.seed}")
 
@@ -286,7 +331,7 @@ def cmd_train(args):
     summary = {
         "model": args.model, "epochs": args.epochs, "completed_epochs": trainer.current_epoch,
         "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr,
-        "lr_schedule": args.lr_schedule, "augment": args.augment,
+        "lr_schedule": args.lr_schedule, "augment": args.augment, "init": args.init,
         "dtype": args.dtype, "backend": F.get_backend(), "threads": F.get_num_threads(),
         "seed": args.seed, "train_size": len(x_train), "test_size": len(x_test),
         "interrupted": interrupted, "wall_seconds": wall, "history": trainer.history,
@@ -338,7 +383,10 @@ def cmd_eval(args):
         _ensure_dir(args.out)
         viz.plot_confusion_matrix(cm, os.path.join(args.out, "confusion_matrix.png"))
         n = viz.plot_misclassified(x_test, t_test, y, os.path.join(args.out, "misclassified.png"))
-        print(f"wrote confusion_matrix.png and misclassified.png ({n} shown) in {args.out}")
+        if n:
+            print(f"wrote confusion_matrix.png and misclassified.png ({n} shown) in {args.out}")
+        else:
+            print(f"wrote confusion_matrix.png in {args.out} (no misclassified images to draw)")
     return 0
 
 

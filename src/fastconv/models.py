@@ -364,7 +364,9 @@ class SimpleConvNet(Net):
     conv_param : dict with filter_num (30), filter_size (5), pad (0), stride (1);
         missing keys take these defaults
     hidden_size, output_size : widths of the two affine layers
-    weight_init_std : standard deviation of every weight (biases start at 0)
+    weight_init_std : standard deviation of every weight (biases start at 0),
+        or ``"he"`` for sqrt(2/fan_in) per layer, as the book's chapter 6
+        advises for ReLU networks (much faster first epochs)
     dtype, seed : see :class:`Net`
 
     The pooling is 2x2 with stride 2. Parameters: W1, b1 (conv), W2, b2, W3, b3.

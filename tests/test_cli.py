@@ -1,0 +1,519 @@
+"""The ``fastconv`` command line, end to end on the real MNIST files.
+
+Most runs call ``fastconv.cli.main(argv)`` in-process (the parsed MNIST arrays
+are then cached between runs); the module entry point (``python -m fastconv``)
+and Ctrl-C are checked in subprocesses. Every run is small: these tests check
+that the commands work and fail cleanly, never how fast they are.
+
+No test downloads anything: every run gets ``--data`` (the real, read-only
+folder), in-process runs see ``fastconv.datasets.MIRRORS`` pointed at a closed
+localhost port, and subprocesses get ``$FASTCONV_DATA`` and a private
+``$XDG_CACHE_HOME``.
+"""
+import contextlib
+import io
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import cli
+from fastconv import datasets
+from fastconv import functional as F
+from fastconv.models import SimpleConvNet
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# Label counts of the 10,000 test images (../shared/data/mnist/README.md).
+TEST_LABEL_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+TRAIN_OUTPUTS = ("params.npz", "history.json", "model.json", "learning_curves.png",
+                 "filters.png", "feature_maps.png")
+HAS_C = "c" in fastconv.available_backends()
+# The small run that most tests share: the first 500 train/test images, 2 epochs.
+SMALL = ("--limit", "500", "--epochs", "2", "--batch-size", "50",
+         "--threads", "2", "--backend", "c" if HAS_C else "numpy")
+
+
+def _closed_port_url():
+    """A localhost URL nothing listens on: a download from it is refused at once."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+def run_cli(argv):
+    """``cli.main(argv)`` in-process: (exit status, stdout, stderr).
+
+    argparse's SystemExit becomes its status. Downloads can only hit a closed
+    port, and the process-wide backend and thread count are restored after.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    backend, threads = F.get_backend(), F._num_threads
+    try:
+        with mock.patch.object(datasets, "MIRRORS", (_closed_port_url(),)), \
+                mock.patch.object(datasets, "DOWNLOAD_TIMEOUT", 5.0), \
+                contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                status = cli.main([str(a) for a in argv])
+            except SystemExit as exc:  # argparse errors and --help
+                status = exc.code
+    finally:
+        F.set_backend(backend)
+        F.set_num_threads(threads)
+    return status, out.getvalue(), err.getvalue()
+
+
+def train(out, mnist_dir, *options, seed=0):
+    return run_cli(["train", "--data", mnist_dir, "--out", out, "--seed", seed, *options])
+
+
+def subprocess_env(tmp_path, mnist_dir):
+    """The environment of a child ``fastconv``: it cannot fall back on a download."""
+    env = dict(os.environ)
+    env["FASTCONV_DATA"] = str(mnist_dir)
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg-cache")
+    env.pop("FASTCONV_BACKEND", None)
+    return env
+
+
+def assert_png(path):
+    data = Path(path).read_bytes()
+    assert data[:8] == PNG_MAGIC, f"{path} is not a PNG"
+    assert len(data) > 2000, f"{path} is suspiciously small ({len(data)} bytes)"
+
+
+def load_npz(path):
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def assert_one_line_error(status, err, *fragments):
+    """A user error: status != 0, one line on stderr, no traceback."""
+    assert status not in (0, None), f"expected a failure status, got {status!r}"
+    assert "Traceback" not in err, err
+    lines = err.splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{err}"
+    assert re.match(r"fastconv \w+: error: \S", lines[0]), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
+
+
+EPOCH_LINE = re.compile(
+    r"^epoch +(\d+)/(\d+) +loss (\d+\.\d{4}) +train acc (\d\.\d{4}) +test acc (\d\.\d{4}) "
+    r"+\d+\.\d s$", re.M)
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory, mnist_dir):
+    """The shared in-process run: SimpleConvNet, 500 images, 2 epochs, seed 0."""
+    out = tmp_path_factory.mktemp("small_run")
+    status, stdout, stderr = train(out, mnist_dir, *SMALL)
+    return {"out": out, "status": status, "stdout": stdout, "stderr": stderr}
+
+
+# --- train ----------------------------------------------------------------------
+
+def check_train_outputs(out, stdout, epochs=2, size=500):
+    for name in TRAIN_OUTPUTS:
+        assert (out / name).is_file(), f"{name} missing from {out}"
+    for name in TRAIN_OUTPUTS:
+        if name.endswith(".png"):
+            assert_png(out / name)
+    assert json.loads((out / "model.json").read_text())["model"] == "simple"
+
+    summary = json.loads((out / "history.json").read_text())
+    history = summary["history"]
+    assert [r["epoch"] for r in history] == list(range(1, epochs + 1))
+    for record in history:
+        for key in ("loss", "train_acc", "test_acc", "seconds"):
+            assert isinstance(record[key], (int, float)) and math.isfinite(record[key]), key
+        assert 0 <= record["train_acc"] <= 1 and 0 <= record["test_acc"] <= 1
+        assert record["seconds"] >= 0
+    assert summary["interrupted"] is False
+    assert summary["completed_epochs"] == epochs
+    assert summary["train_size"] == size and summary["test_size"] == size
+    final = summary["final_test_acc"]
+    assert isinstance(final, float) and 0 <= final <= 1
+    # Both are measured on all `size` test images with the final parameters.
+    assert final == pytest.approx(history[-1]["test_acc"])
+
+    printed = EPOCH_LINE.findall(stdout)
+    assert [(int(e), int(n)) for e, n, *_ in printed] == [(i, epochs) for i in
+                                                          range(1, epochs + 1)], stdout
+    for (_, _, loss, train_acc, test_acc), record in zip(printed, history):
+        assert float(loss) == pytest.approx(record["loss"], abs=6e-5)
+        assert float(train_acc) == pytest.approx(record["train_acc"], abs=6e-5)
+        assert float(test_acc) == pytest.approx(record["test_acc"], abs=6e-5)
+    m = re.search(r"^final test accuracy (\d\.\d{4}) on (\d+) images", stdout, re.M)
+    assert m, stdout
+    assert float(m.group(1)) == pytest.approx(final, abs=6e-5)
+    assert int(m.group(2)) == size
+    return summary
+
+
+def test_train_in_process(small_run):
+    assert small_run["status"] == 0, small_run["stderr"]
+    assert "Traceback" not in small_run["stderr"]
+    summary = check_train_outputs(small_run["out"], small_run["stdout"])
+    assert summary["model"] == "simple" and summary["seed"] == 0
+    assert summary["threads"] == 2
+    # The saved parameters load into a fresh SimpleConvNet.
+    net = SimpleConvNet()
+    net.load_params(small_run["out"] / "params.npz")
+    saved = load_npz(small_run["out"] / "params.npz")
+    assert set(saved) == set(net.params)
+
+
+def test_train_module_entry_point(small_run, mnist_dir, tmp_path):
+    """``python -m fastconv train``: same outputs, and the same numbers as in-process."""
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fastconv", "train", "--data", str(mnist_dir), "--out", str(out),
+         "--seed", "0", *SMALL],
+        capture_output=True, text=True, timeout=600, env=subprocess_env(tmp_path, mnist_dir))
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    summary = check_train_outputs(out, proc.stdout)
+    # Same seed, threads and backend in another process: identical results.
+    first = json.loads((small_run["out"] / "history.json").read_text())
+    assert [r["loss"] for r in summary["history"]] == [r["loss"] for r in first["history"]]
+    a, b = load_npz(out / "params.npz"), load_npz(small_run["out"] / "params.npz")
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_train_is_reproducible_and_seeded(small_run, mnist_dir, tmp_path):
+    status, _, err = train(tmp_path / "again", mnist_dir, *SMALL, "--quiet")
+    assert status == 0, err
+    first = json.loads((small_run["out"] / "history.json").read_text())
+    again = json.loads((tmp_path / "again" / "history.json").read_text())
+    assert [r["loss"] for r in again["history"]] == [r["loss"] for r in first["history"]]
+    assert again["iteration_losses"] == first["iteration_losses"]
+    p1, p2 = load_npz(small_run["out"] / "params.npz"), load_npz(tmp_path / "again" / "params.npz")
+    assert set(p1) == set(p2)
+    for name in p1:
+        np.testing.assert_array_equal(p1[name], p2[name], err_msg=name)
+
+    status, _, err = train(tmp_path / "seed1", mnist_dir, *SMALL, "--quiet", seed=1)
+    assert status == 0, err
+    p3 = load_npz(tmp_path / "seed1" / "params.npz")
+    for name in ("W1", "W2", "W3"):
+        assert not np.array_equal(p1[name], p3[name]), f"{name} does not depend on --seed"
+    other = json.loads((tmp_path / "seed1" / "history.json").read_text())
+    assert other["iteration_losses"] != first["iteration_losses"]
+
+
+def test_train_loss_goes_down(small_run):
+    summary = json.loads((small_run["out"] / "history.json").read_text())
+    losses = [r["loss"] for r in summary["history"]]
+    assert losses[1] < losses[0], losses
+    it = summary["iteration_losses"]
+    assert len(it) == 2 * 10  # 500 images in batches of 50, two epochs
+    assert np.mean(it[-5:]) < np.mean(it[:5]), it
+    # Untrained, the loss is about ln 10; it must have started there.
+    assert it[0] == pytest.approx(math.log(10), abs=0.1)
+
+
+@pytest.mark.parametrize("model", ["lenet", "deep", "alexnet"])
+def test_train_other_models(model, mnist_dir, tmp_path):
+    out = tmp_path / model
+    status, stdout, err = train(out, mnist_dir, "--model", model, "--limit", "200",
+                                "--epochs", "1", "--batch-size", "50", "--quiet")
+    assert status == 0, err
+    assert "Traceback" not in err
+    assert json.loads((out / "model.json").read_text())["model"] == model
+    summary = json.loads((out / "history.json").read_text())
+    assert summary["model"] == model and len(summary["history"]) == 1
+    assert all(math.isfinite(v) for v in summary["iteration_losses"])
+    assert len(summary["iteration_losses"]) == 4
+    assert re.search(r"^final test accuracy \d\.\d{4} on 200 images", stdout, re.M), stdout
+    for name in TRAIN_OUTPUTS:
+        assert (out / name).is_file(), name
+    net = cli.make_model(model)
+    net.load_params(out / "params.npz")  # the file matches the network it came from
+
+
+def test_train_numpy_backend(mnist_dir, tmp_path):
+    out = tmp_path / "np"
+    status, stdout, err = train(out, mnist_dir, "--backend", "numpy", "--limit", "100",
+                                "--epochs", "1", "--batch-size", "50")
+    assert status == 0, err
+    assert "backend numpy" in stdout
+    summary = json.loads((out / "history.json").read_text())
+    assert summary["backend"] == "numpy"
+    assert len(summary["history"]) == 1 and math.isfinite(summary["history"][0]["loss"])
+
+
+# --- eval and viz ---------------------------------------------------------------
+
+def parse_eval(stdout):
+    """(model, printed accuracy, correct, total, 10x10 matrix) from eval's output."""
+    m = re.search(r"^(\w+): test accuracy (\d\.\d{4}) \((\d+)/(\d+)\)$", stdout, re.M)
+    assert m, stdout
+    lines = stdout.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("true\\pred"))
+    assert lines[head].split()[1:] == [str(j) for j in range(10)], lines[head]
+    rows = [line.split() for line in lines[head + 1:head + 11]]
+    assert [int(r[0]) for r in rows] == list(range(10)), rows
+    assert all(len(r) == 11 for r in rows), rows
+    cm = np.array([[int(v) for v in r[1:]] for r in rows])
+    return m.group(1), float(m.group(2)), int(m.group(3)), int(m.group(4)), cm
+
+
+def test_eval_confusion_matrix(small_run, mnist_dir, tmp_path):
+    out = tmp_path / "eval"
+    status, stdout, err = run_cli(["eval", "--params", small_run["out"] / "params.npz",
+                                   "--data", mnist_dir, "--out", out])
+    assert status == 0, err
+    assert "Traceback" not in err
+    model, acc, correct, total, cm = parse_eval(stdout)
+    assert model == "simple"  # read from model.json beside the params
+    assert cm.shape == (10, 10)
+    assert cm.sum(axis=1).tolist() == TEST_LABEL_COUNTS
+    assert total == 10000 == cm.sum()
+    assert correct == np.trace(cm)
+    assert acc == pytest.approx(np.trace(cm) / cm.sum(), abs=5e-5 + 1e-12)
+    assert 0.2 < acc < 1.0  # 2 epochs on 500 images learn something, not everything
+    assert_png(out / "confusion_matrix.png")
+    assert_png(out / "misclassified.png")
+
+
+def test_viz_writes_pictures(small_run, mnist_dir, tmp_path):
+    out = tmp_path / "viz"
+    status, stdout, err = run_cli(["viz", "--params", small_run["out"] / "params.npz",
+                                   "--data", mnist_dir, "--out", out, "--index", "7"])
+    assert status == 0, err
+    assert_png(out / "filters.png")
+    assert_png(out / "feature_maps.png")
+    assert str(out) in stdout
+
+    # Without --out, the pictures go beside the params file.
+    beside = tmp_path / "beside"
+    beside.mkdir()
+    for name in ("params.npz", "model.json"):
+        shutil.copy(small_run["out"] / name, beside / name)
+    status, _, err = run_cli(["viz", "--params", beside / "params.npz", "--data", mnist_dir])
+    assert status == 0, err
+    assert_png(beside / "filters.png")
+    assert_png(beside / "feature_maps.png")
+
+
+# --- errors: one line on stderr, no traceback ------------------------------------
+
+BAD_OPTIONS = [
+    (["train", "--epochs", "0"], "--epochs"),
+    (["train", "--lr", "-1"], "--lr"),
+    (["train", "--model", "nope"], "--model"),
+]
+
+
+@pytest.mark.parametrize("argv, option", BAD_OPTIONS, ids=["epochs0", "lr-1", "model-nope"])
+def test_bad_option_value(argv, option, tmp_path):
+    status, stdout, err = run_cli([*argv, "--out", tmp_path / "never"])
+    assert status == 2
+    assert "Traceback" not in err
+    last = err.splitlines()[-1]
+    assert last.startswith("fastconv train: error: argument " + option), err
+    assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.parametrize("argv, option", BAD_OPTIONS, ids=["epochs0", "lr-1", "model-nope"])
+def test_bad_option_value_is_one_line(argv, option, tmp_path):
+    status, _, err = run_cli([*argv, "--out", tmp_path / "never"])
+    assert_one_line_error(status, err, option)
+
+
+def test_missing_params_file(mnist_dir, tmp_path):
+    missing = tmp_path / "nothing" / "params.npz"
+    for command in ("eval", "viz"):
+        status, _, err = run_cli([command, "--params", missing, "--data", mnist_dir])
+        assert_one_line_error(status, err, "not found", str(missing))
+
+
+def test_params_of_the_wrong_model(small_run, mnist_dir, tmp_path):
+    # params.npz alone (no model.json beside it), so --model decides.
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    shutil.copy(small_run["out"] / "params.npz", lone / "params.npz")
+    status, _, err = run_cli(["eval", "--params", lone / "params.npz", "--model", "deep",
+                              "--data", mnist_dir])
+    assert_one_line_error(status, err, "deep", str(lone / "params.npz"))
+
+
+def test_model_json_that_is_not_an_object(small_run, mnist_dir, tmp_path):
+    shutil.copy(small_run["out"] / "params.npz", tmp_path / "params.npz")
+    (tmp_path / "model.json").write_text('["simple"]')
+    status, _, err = run_cli(["eval", "--params", tmp_path / "params.npz", "--data", mnist_dir])
+    assert_one_line_error(status, err, "model.json")
+
+
+@pytest.mark.parametrize("kind", ["random", "truncated"])
+def test_corrupt_params_file(kind, small_run, mnist_dir, tmp_path):
+    bad = tmp_path / "params.npz"
+    if kind == "random":
+        bad.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)
+                        .tobytes())
+    else:  # the first half of a real file: a zip that ends early
+        data = (small_run["out"] / "params.npz").read_bytes()
+        bad.write_bytes(data[:len(data) // 2])
+    for command in ("eval", "viz"):
+        status, _, err = run_cli([command, "--params", bad, "--data", mnist_dir])
+        assert_one_line_error(status, err, str(bad))
+
+
+def test_data_folder_without_mnist(tmp_path):
+    """An empty --data folder fails fast and cleanly (the download can only hit a closed port)."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    status, _, err = train(tmp_path / "out", empty, "--limit", "10", "--epochs", "1")
+    assert status == 2
+    assert "Traceback" not in err
+    assert err.startswith("fastconv train: error: "), err
+    assert str(empty) in err and "--data" in err
+    assert list(empty.iterdir()) == []  # no partial download left behind
+
+
+def test_data_folder_without_mnist_is_one_line(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    status, _, err = train(tmp_path / "out", empty, "--limit", "10", "--epochs", "1")
+    assert_one_line_error(status, err, str(empty))
+
+
+@pytest.mark.parametrize("index", [10000, -1])
+def test_viz_index_out_of_range(index, small_run, mnist_dir, tmp_path):
+    out = tmp_path / "viz"
+    status, _, err = run_cli(["viz", "--params", small_run["out"] / "params.npz",
+                              "--data", mnist_dir, "--out", out, "--index", index])
+    assert_one_line_error(status, err, "--index", str(index))
+    assert not (out / "feature_maps.png").exists()
+
+
+# --- Ctrl-C -----------------------------------------------------------------------
+
+class _Reader:
+    """Collects a pipe's bytes on a thread, so the test can poll without blocking."""
+
+    def __init__(self, pipe):
+        self.data = bytearray()
+        self._fd = pipe.fileno()
+        self._lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while chunk := os.read(self._fd, 65536):
+            with self._lock:
+                self.data += chunk
+
+    def text(self):
+        with self._lock:
+            return self.data.decode("utf-8", "replace")
+
+
+def _default_sigint():
+    # A child started from a shell that ignores SIGINT (a background job)
+    # would inherit SIG_IGN, and Python would then never raise KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_ctrl_c_saves_a_checkpoint(mnist_dir, tmp_path):
+    out = tmp_path / "ckpt"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fastconv", "train", "--data", str(mnist_dir), "--out", str(out),
+         "--limit", "3000", "--epochs", "50"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=subprocess_env(tmp_path, mnist_dir),
+        preexec_fn=_default_sigint)
+    try:
+        stdout, stderr = _Reader(proc.stdout), _Reader(proc.stderr)
+        # Epoch 1 is done once its line is out, or once epoch 2's progress bar
+        # starts (stdout may be block-buffered on a pipe). The deadline only
+        # guards against a hang; it is not a speed requirement.
+        deadline = time.monotonic() + 300
+        while not (re.search(r"^epoch +1/50 ", stdout.text(), re.M)
+                   or "epoch 2/50" in stderr.text()):
+            assert proc.poll() is None, f"train ended early:\n{stderr.text()}"
+            assert time.monotonic() < deadline, "no epoch finished within 300 s"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        status = proc.wait(timeout=120)
+        stdout.thread.join(10)
+        stderr.thread.join(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+    err = stderr.text()
+    assert status == 130, err
+    assert "Traceback" not in err
+    last = re.split(r"[\r\n]+", err.strip())[-1]
+    assert "interrupted" in last and "checkpoint" in last and str(out / "params.npz") in last, err
+    net = SimpleConvNet()
+    net.load_params(out / "params.npz")
+    summary = json.loads((out / "history.json").read_text())
+    assert summary["interrupted"] is True
+    assert summary["final_test_acc"] is None
+    assert 1 <= summary["completed_epochs"] < 50
+    assert len(summary["history"]) == summary["completed_epochs"]
+    assert json.loads((out / "model.json").read_text())["model"] == "simple"
+    # The per-epoch lines were printed (the last one may be lost if Ctrl-C
+    # falls between recording an epoch and printing its line).
+    printed = [int(e) for e, *_ in EPOCH_LINE.findall(stdout.text())]
+    assert printed == list(range(1, len(printed) + 1)) and printed, stdout.text()
+    assert summary["completed_epochs"] - 1 <= len(printed) <= summary["completed_epochs"]
+
+
+# --- bench ------------------------------------------------------------------------
+
+def test_bench_quick_json(tmp_path):
+    path = tmp_path / "bench.json"
+    status, stdout, err = run_cli(["bench", "--quick", "--repeats", "1", "--json", path])
+    assert status == 0, err
+    lines = stdout.splitlines()
+    # The kernel table: its header, then the contiguous Markdown rows below it.
+    start = next((i for i, line in enumerate(lines) if line.startswith("| op | shape |")), None)
+    assert start is not None, stdout
+    table = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        table.append(line)
+    assert set(table[1]) <= set("|-"), table[1]
+    report = json.loads(path.read_text())
+    rows = report["kernels"]
+    assert isinstance(rows, list) and rows
+    assert len(table) == 2 + len(rows)
+    for row in rows:
+        for key in ("c_1t", "c_nt", "numpy", "copy"):
+            value = row[key]
+            if key.startswith("c_") and not HAS_C:
+                assert value is None
+                continue
+            assert isinstance(value, (int, float)) and not isinstance(value, bool), (key, row)
+            assert math.isfinite(value) and value >= 0, (key, row)
+
+
+@pytest.mark.parametrize("option", [["--repeats", "0"], ["--threads", "-1"]],
+                         ids=["repeats0", "threads-1"])
+def test_bench_bad_option_value(option, tmp_path):
+    status, _, err = run_cli(["bench", "--quick", *option])
+    assert status == 2
+    assert "Traceback" not in err
+    last = err.splitlines()[-1]
+    assert last.startswith("fastconv bench: error:") and option[0] in last, err
