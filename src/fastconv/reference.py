@@ -42,17 +42,42 @@ def im2col(x, kernel, stride, pad):
         n * oh * ow, c * kernel[0] * kernel[1])
 
 
+def _offsets(k, d, size, count, stride, pad):
+    """Window offsets (along one axis) that land on a real cell for some output."""
+    lowest = pad - (count - 1) * stride   # smallest i*d that still reaches row 0
+    return range(max(0, -(-lowest // d)), min(k, (pad + size - 1) // d + 1))
+
+
+def _reach(size, count, stride, pad, offset):
+    """Outputs [lo, hi) whose cell ``o*stride - pad + offset`` is real, and lo's cell."""
+    first = offset - pad
+    lo = max(0, -(first // stride)) if first < 0 else 0
+    hi = min(count, (size - 1 - first) // stride + 1)
+    return lo, hi, first + lo * stride
+
+
 def _scatter_windows(cols, input_shape, kernel, stride, pad, dilation=(1, 1)):
-    """Sum cols (N, C, kh, kw, OH, OW) back onto the padded image, then crop."""
+    """Sum cols (N, C, kh, kw, OH, OW) onto the image, dropping what lands on padding.
+
+    Only offsets and outputs that reach real cells are visited, so a window
+    far larger than the image (all padding around it) costs nothing extra.
+    """
     n, c, h, w = input_shape
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, pad, dilation
     oh, ow = cols.shape[4:]
-    out = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            r, q = i * dh, j * dw
-            out[:, :, r : r + sh * oh : sh, q : q + sw * ow : sw] += cols[:, :, i, j]
-    return out[:, :, ph : ph + h, pw : pw + w]
+    out = np.zeros((n, c, h, w), dtype=cols.dtype)
+    for i in _offsets(kh, dh, h, oh, sh, ph):
+        lo_h, hi_h, row = _reach(h, oh, sh, ph, i * dh)
+        if lo_h >= hi_h:
+            continue
+        rows = slice(row, row + (hi_h - lo_h - 1) * sh + 1, sh)
+        for j in _offsets(kw, dw, w, ow, sw, pw):
+            lo_w, hi_w, col = _reach(w, ow, sw, pw, j * dw)
+            if lo_w >= hi_w:
+                continue
+            out[:, :, rows, col : col + (hi_w - lo_w - 1) * sw + 1 : sw] += \
+                cols[:, :, i, j, lo_h:hi_h, lo_w:hi_w]
+    return out
 
 
 def col2im(col, input_shape, kernel, stride, pad):
