@@ -11,7 +11,7 @@ import sys
 import numpy as np
 
 __all__ = [
-    "pair", "positive_pair", "nonnegative_pair", "float_array", "shape4",
+    "out_array", "pair", "positive_pair", "nonnegative_pair", "float_array", "shape4",
     "out_size", "check_output_fits", "index_array",
 ]
 
@@ -125,3 +125,19 @@ def check_output_fits(shape, itemsize, name="output"):
             f"{name} of shape {tuple(int(d) for d in shape)} would need "
             f"{count * itemsize} bytes, more than this platform can index")
     return count
+
+
+def out_array(out, shape, dtype, name="out"):
+    """A caller's output buffer, or a new one: it must match exactly, since a
+    kernel writes straight into its memory."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array or None, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype)}, got {out.dtype}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {out.shape}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(f"{name} must be a writeable C-contiguous array")
+    return out

@@ -167,7 +167,7 @@ def _window_args(filter_h, filter_w, stride, pad):
     return kernel, V.positive_pair(stride, "stride"), V.nonnegative_pair(pad, "pad")
 
 
-def im2col(x, filter_h, filter_w, stride=1, pad=0):
+def im2col(x, filter_h, filter_w, stride=1, pad=0, *, out=None):
     """Unroll every filter window of ``x`` into one row (the book's layout).
 
     Parameters
@@ -175,6 +175,8 @@ def im2col(x, filter_h, filter_w, stride=1, pad=0):
     x : array (N, C, H, W), any real dtype
     filter_h, filter_w : int
     stride, pad : int or (h, w)
+    out : optional C-contiguous array of the result's shape and dtype to
+        write into (saves a large allocation per call in a training loop)
 
     Returns
     -------
@@ -189,10 +191,12 @@ def im2col(x, filter_h, filter_w, stride=1, pad=0):
     oh, ow = V.out_size((h, w), kernel, stride, pad)
     shape = (n * oh * ow, c * kernel[0] * kernel[1])
     V.check_output_fits(shape, x.itemsize, "col")
-    if not _use_c():
+    if not _use_c() and out is None:
         return _ref.im2col(x, kernel, stride, pad)
-    col = np.empty(shape, dtype=x.dtype)
-    if col.size:
+    col = V.out_array(out, shape, x.dtype)
+    if not _use_c():
+        col[...] = _ref.im2col(x, kernel, stride, pad)
+    elif col.size:
         _ext.im2col(x, *kernel, *pad, *stride, _threads(col.size), col)
     return col
 
@@ -235,13 +239,14 @@ def _torch_window_args(kernel_size, dilation, padding, stride):
             V.nonnegative_pair(padding, "padding"), V.positive_pair(stride, "stride"))
 
 
-def unfold(x, kernel_size, dilation=1, padding=0, stride=1):
+def unfold(x, kernel_size, dilation=1, padding=0, stride=1, *, out=None):
     """Extract sliding blocks, as ``torch.nn.functional.unfold``.
 
     Parameters
     ----------
     x : array (N, C, H, W), or (C, H, W) unbatched
     kernel_size, dilation, padding, stride : int or (h, w)
+    out : optional C-contiguous array of the result's shape and dtype to write into
 
     Returns
     -------
@@ -257,12 +262,15 @@ def unfold(x, kernel_size, dilation=1, padding=0, stride=1):
     oh, ow = V.out_size((h, w), kernel, stride, pad, dilation, what="kernel")
     shape = (n, c * kernel[0] * kernel[1], oh * ow)
     V.check_output_fits(shape, x.itemsize)
-    if not _use_c():
+    if not _use_c() and out is None:
         cols = _ref.unfold(x, kernel, dilation, pad, stride)
-    else:
-        cols = np.empty(shape, dtype=x.dtype)
-        if cols.size:
-            _ext.unfold(x, *kernel, *pad, *stride, *dilation, _threads(cols.size), cols)
+        return cols[0] if unbatched else cols
+    cols = V.out_array(None if out is None else (out[None] if unbatched else out),
+                       shape, x.dtype)
+    if not _use_c():
+        cols[...] = _ref.unfold(x, kernel, dilation, pad, stride)
+    elif cols.size:
+        _ext.unfold(x, *kernel, *pad, *stride, *dilation, _threads(cols.size), cols)
     return cols[0] if unbatched else cols
 
 
