@@ -141,6 +141,10 @@ def build_parser():
 # --- shared steps ---------------------------------------------------------------
 
 def _configure(args):
+    """Apply --backend and --threads. --threads bounds every compute thread of
+    the process, the kernels' OpenMP team and numpy's BLAS pool alike (as
+    torch.set_num_threads does): two pools that each take every core fight
+    over them, and on a loaded machine that cost 5x (benchmarks/README.md)."""
     from . import functional as F
     if args.backend:
         try:
@@ -149,6 +153,9 @@ def _configure(args):
             raise CliError(str(exc)) from None
     if args.threads:
         F.set_num_threads(args.threads)
+        from threadpoolctl import threadpool_limits
+        # Kept for the life of the process: the command ends when training does.
+        args._blas_limit = threadpool_limits(limits=args.threads, user_api="blas")
 
 
 def _load_data(args, limit=None):
