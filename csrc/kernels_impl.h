@@ -286,7 +286,7 @@ static void FC_NAME(avg_pool_plane)(const T *plane, fc_int h, fc_int w, fc_int k
                                     fc_int ph, fc_int pw, fc_int sh, fc_int sw,
                                     fc_int oh_count, fc_int ow_count, T *out) {
   /* count_include_pad: padded cells are zeros that still count in the divisor. */
-  const T inv = (T)1 / (T)(kh * kw);
+  const T inv = (T)1 / ((T)kh * (T)kw);
   for (fc_int oh = 0; oh < oh_count; oh++) {
     const fc_int hs = oh * sh - ph;
     const fc_int h0 = hs > 0 ? hs : 0, h1 = hs + kh < h ? hs + kh : h;
@@ -315,7 +315,7 @@ void FC_NAME(avg_pool2d)(const T *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_
 static void FC_NAME(avg_unpool_plane)(const T *dout, fc_int h, fc_int w, fc_int kh, fc_int kw,
                                       fc_int ph, fc_int pw, fc_int sh, fc_int sw,
                                       fc_int oh_count, fc_int ow_count, T *plane) {
-  const T inv = (T)1 / (T)(kh * kw);
+  const T inv = (T)1 / ((T)kh * (T)kw);
   for (fc_int i = 0; i < h * w; i++) plane[i] = 0;
   for (fc_int oh = 0; oh < oh_count; oh++) {
     const fc_int hs = oh * sh - ph;

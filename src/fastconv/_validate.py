@@ -26,14 +26,31 @@ def _int(value, name):
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}") from None
 
 
+# Window arguments (kernel, stride, padding, dilation) above 2**31 - 1 are
+# refused: then every product the C kernels form from two of them, or from one
+# of them and an image size, fits in int64 (found by fuzzing under UBSan).
+MAX_WINDOW_ARG = 2**31 - 1
+
+
 def pair(value, name):
     """An int, or a pair of ints, as a (h, w) tuple of Python ints."""
     if isinstance(value, (tuple, list, np.ndarray)):
         if len(value) != 2:
             raise ValueError(f"{name} must be an int or a pair of ints, got {tuple(value)!r}")
-        return _int(value[0], name), _int(value[1], name)
-    v = _int(value, name)
-    return v, v
+        h, w = _int(value[0], name), _int(value[1], name)
+    else:
+        h = w = _int(value, name)
+    if max(h, w) > MAX_WINDOW_ARG:
+        shown = value if isinstance(value, (tuple, list)) else h
+        raise ValueError(f"{name} must be at most {MAX_WINDOW_ARG}, got {shown!r}")
+    return h, w
+
+
+def single_int(value, name):
+    """A positive int (not a pair), for the book's separate filter_h/filter_w."""
+    if isinstance(value, (tuple, list, np.ndarray)):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    return positive_pair(value, name)[0]
 
 
 def positive_pair(value, name):
@@ -116,10 +133,14 @@ def out_size(size, kernel, stride, pad, dilation=(1, 1), what="filter"):
 
 
 def check_output_fits(shape, itemsize, name="output"):
-    """Refuse a result whose byte size does not fit in a signed 64-bit index."""
+    """Refuse a result whose byte size does not fit in a signed 64-bit index.
+
+    Zero-sized dimensions count as 1, so that an empty batch of absurd planes
+    is refused as well: its per-plane index arithmetic would overflow too.
+    """
     count = 1
     for d in shape:
-        count *= int(d)
+        count *= max(int(d), 1)
     if count * itemsize > sys.maxsize:
         raise ValueError(
             f"{name} of shape {tuple(int(d) for d in shape)} would need "

@@ -163,7 +163,7 @@ def _use_c():
 # --- im2col / col2im (the book's layout) ---------------------------------------
 
 def _window_args(filter_h, filter_w, stride, pad):
-    kernel = (V.positive_pair(filter_h, "filter_h")[0], V.positive_pair(filter_w, "filter_w")[0])
+    kernel = (V.single_int(filter_h, "filter_h"), V.single_int(filter_w, "filter_w"))
     return kernel, V.positive_pair(stride, "stride"), V.nonnegative_pair(pad, "pad")
 
 
@@ -329,6 +329,14 @@ def _pool_args(kernel_size, stride, padding):
     return kernel, stride, pad
 
 
+def _pool_input(x):
+    x = V.float_array(x, "x", (4,), "4-D (N, C, H, W)")
+    if x.shape[2] == 0 or x.shape[3] == 0:
+        # A window over nothing but padding has no maximum and no index.
+        raise ValueError(f"x must have H, W >= 1 to be pooled, got shape {x.shape}")
+    return x
+
+
 def max_pool2d(x, kernel_size, stride=None, padding=0, return_indices=False):
     """2-D max pooling, as ``torch.nn.functional.max_pool2d``.
 
@@ -349,10 +357,13 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, return_indices=False):
         the output NaN and the index that of the first NaN.
     """
     kernel, stride, pad = _pool_args(kernel_size, stride, padding)
-    x = V.float_array(x, "x", (4,), "4-D (N, C, H, W)")
+    x = _pool_input(x)
     n, c, h, w = x.shape
     oh, ow = V.out_size((h, w), kernel, stride, pad, what="pool window")
-    if not _use_c() or x.size == 0:
+    if x.size == 0:
+        out = np.empty((n, c, oh, ow), dtype=x.dtype)
+        idx = np.empty((n, c, oh, ow), dtype=np.int64)
+    elif not _use_c():
         out, idx = _ref.max_pool2d(x, kernel, stride, pad)
     else:
         out = np.empty((n, c, oh, ow), dtype=x.dtype)
@@ -382,7 +393,9 @@ def max_pool2d_backward(dout, indices, input_shape):
         raise ValueError(
             f"dout has shape {dout.shape}, but input_shape {(n, c, h, w)} needs N={n}, C={c}")
     indices = V.index_array(indices, "indices", dout.shape)
-    if not _use_c() or dout.size == 0:
+    if dout.size == 0:
+        return np.zeros((n, c, h, w), dtype=dout.dtype)
+    if not _use_c():
         if indices.size and (indices.min() < 0 or indices.max() >= h * w):
             _bad_indices(h, w, int(np.count_nonzero((indices < 0) | (indices >= h * w))))
         return _ref.max_pool2d_backward(dout, indices, (n, c, h, w))
@@ -408,10 +421,12 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0):
     Returns an array (N, C, OH, OW) of x's float dtype.
     """
     kernel, stride, pad = _pool_args(kernel_size, stride, padding)
-    x = V.float_array(x, "x", (4,), "4-D (N, C, H, W)")
+    x = _pool_input(x)
     n, c, h, w = x.shape
     oh, ow = V.out_size((h, w), kernel, stride, pad, what="pool window")
-    if not _use_c() or x.size == 0:
+    if x.size == 0:
+        return np.empty((n, c, oh, ow), dtype=x.dtype)
+    if not _use_c():
         return _ref.avg_pool2d(x, kernel, stride, pad)
     out = np.empty((n, c, oh, ow), dtype=x.dtype)
     _ext.avg_pool2d(x, *kernel, *pad, *stride, _threads(x.size), out)
@@ -439,7 +454,9 @@ def avg_pool2d_backward(dout, input_shape, kernel_size, stride=None, padding=0):
         raise ValueError(
             f"dout has shape {dout.shape}, but input_shape {(n, c, h, w)} pooled with "
             f"kernel_size {kernel}, stride {stride}, padding {pad} gives {(n, c, oh, ow)}")
-    if not _use_c() or dout.size == 0:
+    if dout.size == 0:
+        return np.zeros((n, c, h, w), dtype=dout.dtype)
+    if not _use_c():
         return _ref.avg_pool2d_backward(dout, (n, c, h, w), kernel, stride, pad)
     dx = np.empty((n, c, h, w), dtype=dout.dtype)
     _ext.avg_pool2d_backward(dout, *kernel, *pad, *stride, _threads(dx.size), dx)

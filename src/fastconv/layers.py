@@ -12,6 +12,8 @@ parameters keep the dtype of their (float32 or float64) input.
 
 Shapes are NCHW for images and (N, D) for vectors.
 """
+import math
+
 import numpy as np
 
 from . import functional as F
@@ -23,8 +25,14 @@ __all__ = [
 
 
 def _as_float(x, dtype=None):
-    """x as an array of ``dtype``, or of its own float dtype (float64 for ints)."""
+    """x as an array of ``dtype``, or of its own float dtype (float64 for ints).
+
+    Strings, objects and complex numbers are refused rather than cast: a cast
+    would fail obscurely, or silently drop the imaginary part.
+    """
     x = np.asarray(x)
+    if x.dtype.kind not in "fiub":
+        raise TypeError(f"x must be a real numeric array, got dtype {x.dtype}")
     if dtype is not None:
         return x.astype(dtype, copy=False)
     if x.dtype.kind != "f":
@@ -80,6 +88,9 @@ class Convolution:
         x = _as_float(x, self.W.dtype)
         if x.ndim != 4 or x.shape[1] != c:
             raise ValueError(f"Convolution expects x of shape (N, {c}, H, W), got {x.shape}")
+        # Validates stride and pad (with their error messages) before the
+        # arithmetic below uses them; an empty batch costs nothing.
+        F.im2col(x[:0], fh, fw, self.stride, self.pad)
         n, _, h, w = x.shape
         (sh, sw), (ph, pw) = _pair(self.stride), _pair(self.pad)
         oh = (h + 2 * ph - fh) // sh + 1
@@ -267,8 +278,10 @@ class Affine:
 
     def forward(self, x):
         x = _as_float(x, self.W.dtype)
+        if x.ndim < 1:
+            raise ValueError(f"Affine expects x of shape (N, ...), got {x.shape}")
         self.original_x_shape = x.shape
-        x = x.reshape(x.shape[0], -1)
+        x = x.reshape(len(x), math.prod(x.shape[1:]))
         if x.shape[1] != self.W.shape[0]:
             raise ValueError(f"Affine expects {self.W.shape[0]} features per sample, "
                              f"got x of shape {self.original_x_shape}")
@@ -363,6 +376,8 @@ class Dropout:
     """
 
     def __init__(self, dropout_ratio=0.5, *, seed=None, rng=None, mask=None):
+        if isinstance(dropout_ratio, (str, bytes)) or not np.isscalar(dropout_ratio):
+            raise TypeError(f"dropout_ratio must be a number in [0, 1), got {dropout_ratio!r}")
         if not 0 <= dropout_ratio < 1:
             raise ValueError(f"dropout_ratio must lie in [0, 1), got {dropout_ratio!r}")
         self.dropout_ratio = float(dropout_ratio)
@@ -449,7 +464,9 @@ class BatchNormalization:
     def forward(self, x, train_flg=True):
         x = _as_float(x, self.gamma.dtype)
         axes, shape = self._layout(x)
-        if train_flg:
+        # An empty batch has no statistics: normalise it (to nothing) with the
+        # running ones rather than fold NaN means into them.
+        if train_flg and len(x):
             mu = x.mean(axis=axes, keepdims=True)
             xc = x - mu
             var = np.mean(xc * xc, axis=axes, keepdims=True)
@@ -464,7 +481,7 @@ class BatchNormalization:
             std = np.sqrt(self.running_var.reshape(shape) + self.eps)
         self.xn = xc / std
         self.std = std
-        self._train = train_flg
+        self._train = train_flg and len(x) > 0
         self._axes = axes
         return self.gamma.reshape(shape) * self.xn + self.beta.reshape(shape)
 
@@ -510,7 +527,8 @@ class LRN:
     """
 
     def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0):
-        if int(size) != size or size < 1:
+        if isinstance(size, (str, bytes)) or not np.isscalar(size) or int(size) != size \
+                or size < 1:
             raise ValueError(f"size must be a positive integer, got {size!r}")
         self.size = int(size)
         # Python floats: a NumPy float64 scalar would upcast float32 arrays.

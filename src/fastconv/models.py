@@ -25,7 +25,9 @@ cross-entropy loss always ends the net.
 """
 import contextlib
 import math
+import os
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -198,6 +200,10 @@ class Net:
 
     def _input(self, x):
         x = np.asarray(x)
+        if x.dtype.kind not in "fiub":
+            raise TypeError(f"x must be a real numeric array, got dtype {x.dtype}")
+        if x.ndim < 1:
+            raise ValueError(f"x must have shape (N,) + {self.input_dim}, got {x.shape}")
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
         if x.ndim == 2 and len(self.input_dim) > 1 and x.shape[1] == math.prod(self.input_dim):
@@ -237,6 +243,11 @@ class Net:
         n = len(t)
         if n == 0:
             raise ValueError("accuracy of an empty batch")
+        if len(x) != n:
+            raise ValueError(f"x holds {len(x)} samples but t holds {n} labels")
+        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = int(batch_size)
         correct = 0
         for start in range(0, n, batch_size):
             y = self.predict(x[start:start + batch_size], train_flg=False)
@@ -332,8 +343,31 @@ class Net:
                 f"{n} parameters, dtype={self.dtype})")
 
 
+def _check_npy_headers(file_name):
+    """Refuse members whose .npy header claims more data than the member holds,
+    before numpy allocates what a (possibly hostile) header asks for."""
+    with zipfile.ZipFile(file_name) as archive:
+        for info in archive.infolist():
+            with archive.open(info) as f:
+                try:
+                    version = np.lib.format.read_magic(f)
+                except ValueError:
+                    continue  # not an .npy: reported below, once loaded
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(f)
+                if dtype.hasobject:
+                    continue  # refused by allow_pickle=False below, with its message
+                needed = math.prod(shape) * dtype.itemsize
+                if needed > info.file_size - f.tell():
+                    raise ValueError(f"member {info.filename!r} declares shape {shape} of "
+                                     f"{dtype}, {needed} bytes, but holds "
+                                     f"{info.file_size - f.tell()}")
+
+
 def _read_npz(file_name):
     """Every array of an .npz as a dict, refusing pickles and damaged files."""
+    file_name = os.fspath(file_name)  # an int would be taken as an open file descriptor
     try:
         with open(file_name, "rb") as f:
             magic = f.read(len(_ZIP_MAGIC))
@@ -343,9 +377,11 @@ def _read_npz(file_name):
         raise ValueError(f"{file_name} is not an .npz parameter file (a pickle, such as the "
                          f"book's .pkl, is refused: loading one could run code)")
     try:
+        _check_npy_headers(file_name)
         with np.load(file_name, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, zlib.error,
+            MemoryError) as exc:
         # ValueError is also what an object (pickled) array gives under allow_pickle=False.
         raise ValueError(f"{file_name} is not a valid .npz parameter file: {exc}") from exc
     for name, value in arrays.items():
