@@ -292,13 +292,8 @@ def format_training_table(rows):
 
 
 def _positive(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+    from .cli import _positive_int  # one definition of a positive integer option
+    return _positive_int(text)
 
 
 def add_arguments(parser):
