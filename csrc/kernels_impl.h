@@ -15,6 +15,18 @@
  * a huge one, so a single comparison rejects both ends. */
 #define FC_INSIDE(i, size) ((uint64_t)(i) < (uint64_t)(size))
 
+/* One row of the book's layout for a window wholly inside the image: no
+ * bounds tests. Forced inline so the calls with literal 3x3 and 5x5 windows
+ * unroll into straight copies (runtime trip counts of 3 cost more than the
+ * copy itself, as in pooling below). */
+FC_INLINE T *FC_NAME(im2col_inside)(const T *start, fc_int c, fc_int hw, fc_int w, fc_int kh,
+                                    fc_int kw, T *dst) {
+  for (fc_int ci = 0; ci < c; ci++, start += hw)
+    for (fc_int i = 0; i < kh; i++)
+      for (fc_int j = 0; j < kw; j++) *dst++ = start[i * w + j];
+  return dst;
+}
+
 /* Rows (n, oh) of the book's layout: each writes out_w consecutive rows of
  * c*kernel_h*kernel_w columns, so threads write contiguous, disjoint memory. */
 static void FC_NAME(im2col_rows)(const T *x, fc_int n_oh, fc_int c, fc_int h, fc_int w,
@@ -24,11 +36,23 @@ static void FC_NAME(im2col_rows)(const T *x, fc_int n_oh, fc_int c, fc_int h, fc
   const fc_int ncols = c * kh * kw;
   T *dst = col + n_oh * ow_count * ncols;
   const fc_int ih0 = oh * sh - ph;
+  const int h_inside = ih0 >= 0 && ih0 + kh <= h;
+  const T *image = x + n * c * h * w;
   for (fc_int ow = 0; ow < ow_count; ow++) {
     const fc_int iw0 = ow * sw - pw;
     const int w_inside = iw0 >= 0 && iw0 + kw <= w;
+    if (h_inside && w_inside) {
+      const T *start = image + ih0 * w + iw0;
+      if (kh == 3 && kw == 3)
+        dst = FC_NAME(im2col_inside)(start, c, h * w, w, 3, 3, dst);
+      else if (kh == 5 && kw == 5)
+        dst = FC_NAME(im2col_inside)(start, c, h * w, w, 5, 5, dst);
+      else
+        dst = FC_NAME(im2col_inside)(start, c, h * w, w, kh, kw, dst);
+      continue;
+    }
     for (fc_int ci = 0; ci < c; ci++) {
-      const T *plane = x + (n * c + ci) * h * w;
+      const T *plane = image + ci * h * w;
       for (fc_int i = 0; i < kh; i++) {
         const fc_int ih = ih0 + i;
         if (!FC_INSIDE(ih, h)) {
@@ -36,11 +60,7 @@ static void FC_NAME(im2col_rows)(const T *x, fc_int n_oh, fc_int c, fc_int h, fc
           continue;
         }
         const T *src = plane + ih * w + iw0;
-        if (w_inside) {
-          for (fc_int j = 0; j < kw; j++) *dst++ = src[j];
-        } else {
-          for (fc_int j = 0; j < kw; j++) *dst++ = FC_INSIDE(iw0 + j, w) ? src[j] : (T)0;
-        }
+        for (fc_int j = 0; j < kw; j++) *dst++ = FC_INSIDE(iw0 + j, w) ? src[j] : (T)0;
       }
     }
   }
@@ -215,6 +235,17 @@ static void FC_NAME(max_pool_plane)(const T *plane, fc_int h, fc_int w, fc_int k
                                     fc_int ph, fc_int pw, fc_int sh, fc_int sw,
                                     fc_int oh_count, fc_int ow_count, T *out,
                                     int64_t *argmax) {
+  if (kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0) {
+    /* The book's pooling: every window is whole, so no bounds at all. */
+    for (fc_int oh = 0; oh < oh_count; oh++)
+      for (fc_int ow = 0; ow < ow_count; ow++) {
+        const fc_int base = 2 * oh * w + 2 * ow;
+        FC_NAME(window_max)(plane + base, w, 0, 2, 0, 2, out + oh * ow_count + ow,
+                            argmax + oh * ow_count + ow);
+        argmax[oh * ow_count + ow] += base;
+      }
+    return;
+  }
   for (fc_int oh = 0; oh < oh_count; oh++) {
     const fc_int hs = oh * sh - ph;
     const fc_int h0 = hs > 0 ? hs : 0, h1 = hs + kh < h ? hs + kh : h;
