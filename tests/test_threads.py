@@ -169,3 +169,13 @@ def test_multiprocessing_pools_after_parallel_parent(tmp_path):
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
+
+
+def test_openmp_waits_passively_unless_the_user_chose():
+    code = "import os, fastconv; print(os.environ.get('OMP_WAIT_POLICY'))"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.stdout.strip().splitlines()[-1] == "PASSIVE", proc.stderr
+    proc = run_python(code, env={"OMP_WAIT_POLICY": "ACTIVE"})
+    assert proc.stdout.strip().splitlines()[-1] == "ACTIVE", proc.stderr

@@ -17,6 +17,13 @@ import numpy as np
 from . import _validate as V
 from . import reference as _ref
 
+# Idle libgomp workers spin by default, and spinning they take the cores away
+# from numpy's BLAS threads, which run between our kernels: a DeepConvNet
+# training step took 225 ms so and 108 ms with passive waiting (2 threads,
+# benchmarks/README.md). libgomp reads this once, when it is loaded with _ext;
+# a value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 try:
     from . import _ext
 except ImportError as exc:  # the package still works, on NumPy
