@@ -93,10 +93,51 @@ def test_set_num_threads_validates():
 def test_threadpoolctl_limits_the_default(c_backend):
     threadpoolctl = pytest.importorskip("threadpoolctl")
     fastconv.set_num_threads(None)
-    with threadpoolctl.threadpool_limits(1, user_api="openmp"):
+
+    def openmp_pools():
+        return [p for p in threadpoolctl.threadpool_info() if p["internal_api"] == "openmp"]
+
+    with threadpoolctl.threadpool_limits(1):
         assert fastconv.get_num_threads() == 1
+        assert openmp_pools() and all(p["num_threads"] == 1 for p in openmp_pools())
     with threadpoolctl.threadpool_limits(2, user_api="openmp"):
         assert fastconv.get_num_threads() == 2
+        assert all(p["num_threads"] == 2 for p in openmp_pools())
+
+
+def test_python_threads_share_training_steps(c_backend):
+    # Eight networks trained side by side in eight threads end with the
+    # parameters of the same eight trained one after the other (to float
+    # rounding: BLAS may split a product differently under concurrency).
+    from fastconv.models import SimpleConvNet
+    from fastconv.optim import Adam
+
+    rng = np.random.default_rng(5)
+    data = [(rng.random((16, 1, 12, 12), dtype=np.float32), rng.integers(0, 10, 16))
+            for _ in range(8)]
+
+    def train(i):
+        net = SimpleConvNet((1, 12, 12), {"filter_num": 4, "filter_size": 3}, hidden_size=8,
+                            seed=i)
+        opt = Adam()
+        for _ in range(3):
+            _, grads = net.loss_and_gradient(*data[i])
+            opt.update(net.params, grads)
+        return net.params
+
+    expected = [train(i) for i in range(8)]
+    results = [None] * 8
+    workers = [threading.Thread(target=lambda i=i: results.__setitem__(i, train(i)))
+               for i in range(8)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(timeout=120)
+    for want, got in zip(expected, results):
+        assert got is not None
+        for name in want:
+            np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-6,
+                                       err_msg=name)
 
 
 def run_python(code, env=None, timeout=120):
