@@ -11,7 +11,8 @@ import sys
 import numpy as np
 
 __all__ = [
-    "out_array", "pair", "positive_pair", "nonnegative_pair", "float_array", "shape4",
+    "MAX_WINDOW_ARG", "out_array", "pair", "single_int", "positive_pair", "nonnegative_pair",
+    "float_array", "shape4",
     "out_size", "check_output_fits", "index_array",
 ]
 

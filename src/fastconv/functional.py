@@ -19,7 +19,7 @@ from . import reference as _ref
 
 # Idle libgomp workers spin by default, and spinning they take the cores away
 # from numpy's BLAS threads, which run between our kernels: a DeepConvNet
-# training step took 225 ms so and 108 ms with passive waiting (2 threads,
+# training step took 225 ms that way and 108 ms with passive waiting (2 threads,
 # benchmarks/README.md). libgomp reads this once, when it is loaded with _ext;
 # a value the user set wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
