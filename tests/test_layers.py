@@ -13,13 +13,6 @@ from fastconv.layers import (LRN, Affine, BatchNormalization, Convolution, Dropo
 TOL = 1e-6
 
 
-@pytest.fixture(params=["c", "numpy"])
-def backend(request):
-    if request.param not in F.available_backends():
-        pytest.skip("the C extension is not built")
-    with F.use_backend(request.param):
-        yield request.param
-
 
 def check_gradients(forward, backward, x, params=(), seed=0, h=1e-4):
     """Backprop of the random projection sum(forward(x) * g) against central differences.

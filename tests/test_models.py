@@ -10,13 +10,6 @@ from fastconv.gradcheck import gradient_check
 from fastconv.models import AlexNet, DeepConvNet, LeNet, Net, SimpleConvNet
 
 
-@pytest.fixture(params=["c", "numpy"])
-def backend(request):
-    if request.param not in F.available_backends():
-        pytest.skip("the C extension is not built")
-    with F.use_backend(request.param):
-        yield request.param
-
 
 def _conv(n, pad=1):
     return {"filter_num": n, "filter_size": 3, "pad": pad, "stride": 1}

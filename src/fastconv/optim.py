@@ -52,7 +52,7 @@ class Momentum(_Optimizer):
             p += v
 
 
-class Nesterov(_Optimizer):
+class Nesterov(Momentum):
     """Nesterov's accelerated gradient, in the form that needs no look-ahead.
 
     ``v = momentum * v - lr * g; p += momentum * v - lr * g``, which is
@@ -61,11 +61,6 @@ class Nesterov(_Optimizer):
     with the new ``v``, which is this step only if ``v`` is the old one; this
     follows Sutskever et al. (2013).
     """
-
-    def __init__(self, lr=0.01, momentum=0.9):
-        self.lr = float(lr)
-        self.momentum = float(momentum)
-        self.v = {}
 
     def update(self, params, grads):
         for key, p in params.items():
