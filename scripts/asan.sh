@@ -82,8 +82,14 @@ fi
 ASAN_LIB="$("$CC" -print-file-name=libasan.so)"
 UBSAN_LIB="$("$CC" -print-file-name=libubsan.so)"
 EXT="$(find_ext)"
-if ! ldd "$EXT" | grep -q libasan; then
-    echo "error: $EXT is not linked against libasan" >&2
+# Read the dynamic section into a variable first: with pipefail, `readelf | grep -q`
+# fails whenever grep exits before readelf has finished writing (SIGPIPE).
+needed="$(readelf -d "$EXT")"
+if ! grep -q "libasan" <<<"$needed"; then
+    echo "error: $EXT is not linked against libasan; its dynamic section:" >&2
+    echo "$needed" >&2
+    echo "compile and link lines of the sanitized build:" >&2
+    grep -h -E "FLAGS|LINK_FLAGS" "$BUILD"/build.ninja "$BUILD"/CMakeFiles/rules.ninja 2>/dev/null | head -n 20 >&2 || true
     exit 2
 fi
 rm -rf "$LOGS"
