@@ -28,11 +28,11 @@ int fc_max_threads(void);
   void fc_unfold_##S(const T *x, fc_int n, fc_int c, fc_int h, fc_int w,                  \
                      fc_int kernel_h, fc_int kernel_w, fc_int pad_h, fc_int pad_w,        \
                      fc_int stride_h, fc_int stride_w, fc_int dilation_h,                 \
-                     fc_int dilation_w, int nthreads, T *cols);                           \
+                     fc_int dilation_w, int batch_inner, int nthreads, T *cols);                           \
   void fc_fold_##S(const T *cols, fc_int n, fc_int c, fc_int h, fc_int w,                 \
                    fc_int kernel_h, fc_int kernel_w, fc_int pad_h, fc_int pad_w,          \
                    fc_int stride_h, fc_int stride_w, fc_int dilation_h,                   \
-                   fc_int dilation_w, int nthreads, T *x);                                \
+                   fc_int dilation_w, int batch_inner, int nthreads, T *x);                                \
   void fc_max_pool2d_##S(const T *x, fc_int n, fc_int c, fc_int h, fc_int w,              \
                          fc_int kernel_h, fc_int kernel_w, fc_int pad_h, fc_int pad_w,    \
                          fc_int stride_h, fc_int stride_w, int nthreads, T *out,          \

@@ -125,57 +125,96 @@ void FC_NAME(col2im)(const T *col, fc_int n, fc_int c, fc_int h, fc_int w, fc_in
   }
 }
 
-/* One (n, c) plane of PyTorch's layout: kh*kw rows of oh*ow contiguous values. */
+/* The span [lo, hi) of output columns whose input column iw0 + ow*sw lies
+ * inside [0, w): the columns left of it and right of it read padding. */
+FC_INLINE void FC_NAME(inside_span)(fc_int iw0, fc_int sw, fc_int w, fc_int ow_count,
+                                    fc_int *lo, fc_int *hi) {
+  fc_int a = iw0 >= 0 ? 0 : (-iw0 + sw - 1) / sw;
+  fc_int b = iw0 >= w ? 0 : (w - 1 - iw0) / sw + 1;
+  if (a > ow_count) a = ow_count;
+  if (b > ow_count) b = ow_count;
+  if (b < a) b = a;
+  *lo = a;
+  *hi = b;
+}
+
+/* One (n, c) plane, as kh*kw rows of oh*ow contiguous values, row r starting
+ * at dst + r*row_stride. PyTorch's layout has row_stride = oh*ow; the
+ * batch-inner layout (C*kh*kw, N*oh*ow) has row_stride = N*oh*ow. Each output
+ * row is split into its padding and inside parts beforehand, so the inside
+ * part is a plain strided copy with no test per value. */
 static void FC_NAME(unfold_plane)(const T *plane, fc_int h, fc_int w, fc_int kh, fc_int kw,
                                   fc_int ph, fc_int pw, fc_int sh, fc_int sw, fc_int dh,
-                                  fc_int dw, fc_int oh_count, fc_int ow_count, T *dst) {
+                                  fc_int dw, fc_int oh_count, fc_int ow_count,
+                                  fc_int row_stride, T *dst0) {
   for (fc_int i = 0; i < kh; i++) {
     for (fc_int j = 0; j < kw; j++) {
-      for (fc_int oh = 0; oh < oh_count; oh++) {
+      T *dst = dst0 + (i * kw + j) * row_stride;
+      const fc_int iw0 = j * dw - pw;
+      fc_int lo, hi;
+      FC_NAME(inside_span)(iw0, sw, w, ow_count, &lo, &hi);
+      for (fc_int oh = 0; oh < oh_count; oh++, dst += ow_count) {
         const fc_int ih = oh * sh - ph + i * dh;
         if (!FC_INSIDE(ih, h)) {
-          for (fc_int ow = 0; ow < ow_count; ow++) *dst++ = 0;
+          for (fc_int ow = 0; ow < ow_count; ow++) dst[ow] = 0;
           continue;
         }
         const T *row = plane + ih * w;
-        const fc_int iw0 = j * dw - pw;
-        for (fc_int ow = 0; ow < ow_count; ow++) {
-          const fc_int iw = iw0 + ow * sw;
-          *dst++ = FC_INSIDE(iw, w) ? row[iw] : (T)0;
-        }
+        for (fc_int ow = 0; ow < lo; ow++) dst[ow] = 0;
+        if (sw == 1)
+          for (fc_int ow = lo; ow < hi; ow++) dst[ow] = row[iw0 + ow];
+        else
+          for (fc_int ow = lo; ow < hi; ow++) dst[ow] = row[iw0 + ow * sw];
+        for (fc_int ow = hi; ow < ow_count; ow++) dst[ow] = 0;
       }
     }
   }
 }
 
+/* Plane p = (n, c) of the input: where its first row starts in cols. */
+FC_INLINE fc_int FC_NAME(plane_offset)(fc_int p, fc_int n, fc_int c, fc_int kk, fc_int l,
+                                       int batch_inner) {
+  if (!batch_inner) return p * kk * l;
+  return (p % c) * kk * n * l + (p / c) * l;
+}
+
 void FC_NAME(unfold)(const T *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kernel_h,
                      fc_int kernel_w, fc_int pad_h, fc_int pad_w, fc_int stride_h,
-                     fc_int stride_w, fc_int dilation_h, fc_int dilation_w, int nthreads,
-                     T *cols) {
+                     fc_int stride_w, fc_int dilation_h, fc_int dilation_w, int batch_inner,
+                     int nthreads, T *cols) {
   const fc_int oh = FC_OUT_SIZE(h, kernel_h, pad_h, stride_h, dilation_h);
   const fc_int ow = FC_OUT_SIZE(w, kernel_w, pad_w, stride_w, dilation_w);
-  const fc_int block = kernel_h * kernel_w * oh * ow;
+  const fc_int kk = kernel_h * kernel_w, l = oh * ow;
+  const fc_int row_stride = batch_inner ? n * l : l;
   FC_PARALLEL_FOR(p, n * c, nthreads,
                   FC_NAME(unfold_plane)(x + p * h * w, h, w, kernel_h, kernel_w, pad_h, pad_w,
                                         stride_h, stride_w, dilation_h, dilation_w, oh, ow,
-                                        cols + p * block));
+                                        row_stride,
+                                        cols + FC_NAME(plane_offset)(p, n, c, kk, l,
+                                                                     batch_inner)));
 }
 
-static void FC_NAME(fold_plane)(const T *src, fc_int h, fc_int w, fc_int kh, fc_int kw,
+/* The adjoint of unfold_plane: the same rows, summed back into the plane in
+ * the order (i, j, oh, ow), whatever the thread count. */
+static void FC_NAME(fold_plane)(const T *src0, fc_int h, fc_int w, fc_int kh, fc_int kw,
                                 fc_int ph, fc_int pw, fc_int sh, fc_int sw, fc_int dh,
-                                fc_int dw, fc_int oh_count, fc_int ow_count, T *plane) {
+                                fc_int dw, fc_int oh_count, fc_int ow_count,
+                                fc_int row_stride, T *plane) {
   for (fc_int i = 0; i < h * w; i++) plane[i] = 0;
   for (fc_int i = 0; i < kh; i++) {
     for (fc_int j = 0; j < kw; j++) {
+      const T *src = src0 + (i * kw + j) * row_stride;
+      const fc_int iw0 = j * dw - pw;
+      fc_int lo, hi;
+      FC_NAME(inside_span)(iw0, sw, w, ow_count, &lo, &hi);
       for (fc_int oh = 0; oh < oh_count; oh++, src += ow_count) {
         const fc_int ih = oh * sh - ph + i * dh;
         if (!FC_INSIDE(ih, h)) continue;
         T *row = plane + ih * w;
-        const fc_int iw0 = j * dw - pw;
-        for (fc_int ow = 0; ow < ow_count; ow++) {
-          const fc_int iw = iw0 + ow * sw;
-          if (FC_INSIDE(iw, w)) row[iw] += src[ow];
-        }
+        if (sw == 1)
+          for (fc_int ow = lo; ow < hi; ow++) row[iw0 + ow] += src[ow];
+        else
+          for (fc_int ow = lo; ow < hi; ow++) row[iw0 + ow * sw] += src[ow];
       }
     }
   }
@@ -183,13 +222,16 @@ static void FC_NAME(fold_plane)(const T *src, fc_int h, fc_int w, fc_int kh, fc_
 
 void FC_NAME(fold)(const T *cols, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kernel_h,
                    fc_int kernel_w, fc_int pad_h, fc_int pad_w, fc_int stride_h,
-                   fc_int stride_w, fc_int dilation_h, fc_int dilation_w, int nthreads, T *x) {
+                   fc_int stride_w, fc_int dilation_h, fc_int dilation_w, int batch_inner,
+                   int nthreads, T *x) {
   const fc_int oh = FC_OUT_SIZE(h, kernel_h, pad_h, stride_h, dilation_h);
   const fc_int ow = FC_OUT_SIZE(w, kernel_w, pad_w, stride_w, dilation_w);
-  const fc_int block = kernel_h * kernel_w * oh * ow;
+  const fc_int kk = kernel_h * kernel_w, l = oh * ow;
+  const fc_int row_stride = batch_inner ? n * l : l;
   FC_PARALLEL_FOR(p, n * c, nthreads,
-                  FC_NAME(fold_plane)(cols + p * block, h, w, kernel_h, kernel_w, pad_h, pad_w,
-                                      stride_h, stride_w, dilation_h, dilation_w, oh, ow,
+                  FC_NAME(fold_plane)(cols + FC_NAME(plane_offset)(p, n, c, kk, l, batch_inner),
+                                      h, w, kernel_h, kernel_w, pad_h, pad_w, stride_h,
+                                      stride_w, dilation_h, dilation_w, oh, ow, row_stride,
                                       x + p * h * w));
 }
 

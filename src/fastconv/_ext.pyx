@@ -16,10 +16,10 @@ cdef extern from "fastconv.h" nogil:
     void fc_im2col_f64(const double *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, double *col)
     void fc_col2im_f32(const float *col, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, float *x)
     void fc_col2im_f64(const double *col, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, double *x)
-    void fc_unfold_f32(const float *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, fc_int dh, fc_int dw, int nthreads, float *cols)
-    void fc_unfold_f64(const double *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, fc_int dh, fc_int dw, int nthreads, double *cols)
-    void fc_fold_f32(const float *cols, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, fc_int dh, fc_int dw, int nthreads, float *x)
-    void fc_fold_f64(const double *cols, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, fc_int dh, fc_int dw, int nthreads, double *x)
+    void fc_unfold_f32(const float *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, fc_int dh, fc_int dw, int batch_inner, int nthreads, float *cols)
+    void fc_unfold_f64(const double *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, fc_int dh, fc_int dw, int batch_inner, int nthreads, double *cols)
+    void fc_fold_f32(const float *cols, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, fc_int dh, fc_int dw, int batch_inner, int nthreads, float *x)
+    void fc_fold_f64(const double *cols, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, fc_int dh, fc_int dw, int batch_inner, int nthreads, double *x)
     void fc_max_pool2d_f32(const float *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, float *out, int64_t *argmax)
     void fc_max_pool2d_f64(const double *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, double *out, int64_t *argmax)
     fc_int fc_max_pool2d_backward_f32(const float *dout, const int64_t *argmax, fc_int n, fc_int c, fc_int h, fc_int w, fc_int oh, fc_int ow, int nthreads, float *dx)
@@ -65,23 +65,27 @@ def col2im(const real[:, ::1] col, fc_int kh, fc_int kw, fc_int ph, fc_int pw,
 
 
 def unfold(const real[:, :, :, ::1] x, fc_int kh, fc_int kw, fc_int ph, fc_int pw,
-           fc_int sh, fc_int sw, fc_int dh, fc_int dw, int nthreads, real[:, :, ::1] cols):
+           fc_int sh, fc_int sw, fc_int dh, fc_int dw, bint batch_inner, int nthreads,
+           real[:, :, ::1] cols):
+    """cols is (N, C*kh*kw, L), or (C*kh*kw, N, L) with batch_inner."""
     cdef fc_int n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
     with nogil:
         if real is float:
-            fc_unfold_f32(&x[0, 0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, dh, dw, nthreads, &cols[0, 0, 0])
+            fc_unfold_f32(&x[0, 0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, dh, dw, batch_inner, nthreads, &cols[0, 0, 0])
         else:
-            fc_unfold_f64(&x[0, 0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, dh, dw, nthreads, &cols[0, 0, 0])
+            fc_unfold_f64(&x[0, 0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, dh, dw, batch_inner, nthreads, &cols[0, 0, 0])
 
 
 def fold(const real[:, :, ::1] cols, fc_int kh, fc_int kw, fc_int ph, fc_int pw,
-         fc_int sh, fc_int sw, fc_int dh, fc_int dw, int nthreads, real[:, :, :, ::1] x):
+         fc_int sh, fc_int sw, fc_int dh, fc_int dw, bint batch_inner, int nthreads,
+         real[:, :, :, ::1] x):
+    """cols is (N, C*kh*kw, L), or (C*kh*kw, N, L) with batch_inner."""
     cdef fc_int n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
     with nogil:
         if real is float:
-            fc_fold_f32(&cols[0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, dh, dw, nthreads, &x[0, 0, 0, 0])
+            fc_fold_f32(&cols[0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, dh, dw, batch_inner, nthreads, &x[0, 0, 0, 0])
         else:
-            fc_fold_f64(&cols[0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, dh, dw, nthreads, &x[0, 0, 0, 0])
+            fc_fold_f64(&cols[0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, dh, dw, batch_inner, nthreads, &x[0, 0, 0, 0])
 
 
 def max_pool2d(const real[:, :, :, ::1] x, fc_int kh, fc_int kw, fc_int ph, fc_int pw,

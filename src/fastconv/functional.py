@@ -246,7 +246,7 @@ def _torch_window_args(kernel_size, dilation, padding, stride):
             V.nonnegative_pair(padding, "padding"), V.positive_pair(stride, "stride"))
 
 
-def unfold(x, kernel_size, dilation=1, padding=0, stride=1, *, out=None):
+def unfold(x, kernel_size, dilation=1, padding=0, stride=1, *, out=None, batch_inner=False):
     """Extract sliding blocks, as ``torch.nn.functional.unfold``.
 
     Parameters
@@ -254,6 +254,11 @@ def unfold(x, kernel_size, dilation=1, padding=0, stride=1, *, out=None):
     x : array (N, C, H, W), or (C, H, W) unbatched
     kernel_size, dilation, padding, stride : int or (h, w)
     out : optional C-contiguous array of the result's shape and dtype to write into
+    batch_inner : bool, keyword-only
+        Return the blocks of all images side by side in each row: shape
+        (C*kh*kw, N*L), column n*L + l holding block l of image n. One matrix
+        product with (FN, C*kh*kw) filters then convolves the whole batch.
+        It is ``unfold(x)`` transposed to (C*kh*kw, N, L), written directly.
 
     Returns
     -------
@@ -267,28 +272,41 @@ def unfold(x, kernel_size, dilation=1, padding=0, stride=1, *, out=None):
         x = x[None]
     n, c, h, w = x.shape
     oh, ow = V.out_size((h, w), kernel, stride, pad, dilation, what="kernel")
-    shape = (n, c * kernel[0] * kernel[1], oh * ow)
+    ckk, length = c * kernel[0] * kernel[1], oh * ow
+    shape = (n, ckk, length)
     V.check_output_fits(shape, x.itemsize)
+    if batch_inner:
+        result_shape = (ckk, n * length)
+    else:
+        result_shape = (ckk, length) if unbatched else shape
     if not _use_c() and out is None:
         cols = _ref.unfold(x, kernel, dilation, pad, stride)
+        if batch_inner:
+            return np.ascontiguousarray(cols.transpose(1, 0, 2)).reshape(result_shape)
         return cols[0] if unbatched else cols
-    cols = V.out_array(None if out is None else (out[None] if unbatched else out),
-                       shape, x.dtype)
+    result = V.out_array(out, result_shape, x.dtype)
+    # The kernel sees (N, CKK, L) or, batch-inner, (CKK, N, L): same buffer.
+    cols = result.reshape((ckk, n, length) if batch_inner else shape)
     if not _use_c():
-        cols[...] = _ref.unfold(x, kernel, dilation, pad, stride)
+        ref = _ref.unfold(x, kernel, dilation, pad, stride)
+        cols[...] = ref.transpose(1, 0, 2) if batch_inner else ref
     elif cols.size:
-        _ext.unfold(x, *kernel, *pad, *stride, *dilation, _threads(cols.size), cols)
-    return cols[0] if unbatched else cols
+        _ext.unfold(x, *kernel, *pad, *stride, *dilation, batch_inner,
+                    _threads(cols.size), cols)
+    return result
 
 
-def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1, *,
+         batch_inner=False):
     """Sum sliding blocks back into an image, as ``torch.nn.functional.fold``.
 
     The adjoint of :func:`unfold`.
 
     Parameters
     ----------
-    input : array (N, C*kh*kw, L), or (C*kh*kw, L) unbatched
+    input : array (N, C*kh*kw, L), or (C*kh*kw, L) unbatched; with
+        ``batch_inner=True``, (C*kh*kw, N*L) as ``unfold(..., batch_inner=True)``
+        gives, and the result is always 4-D
     output_size : int or (H, W)
 
     Returns
@@ -297,17 +315,32 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     """
     kernel, dilation, pad, stride = _torch_window_args(kernel_size, dilation, padding, stride)
     h, w = V.positive_pair(output_size, "output_size")
-    cols = V.float_array(input, "input", (2, 3), "2-D (C*kh*kw, L) or 3-D (N, C*kh*kw, L)")
-    unbatched = cols.ndim == 2
-    if unbatched:
-        cols = cols[None]
-    n, ckk, length = cols.shape
+    if batch_inner:
+        cols = V.float_array(input, "input", (2,), "2-D (C*kh*kw, N*L)")
+        unbatched = False
+    else:
+        cols = V.float_array(input, "input", (2, 3), "2-D (C*kh*kw, L) or 3-D (N, C*kh*kw, L)")
+        unbatched = cols.ndim == 2
+        if unbatched:
+            cols = cols[None]
+    ckk = cols.shape[1] if cols.ndim == 3 else cols.shape[0]
     kk = kernel[0] * kernel[1]
     if ckk % kk or ckk == 0:
         raise ValueError(
-            f"input's dimension 1 ({ckk}) must be a positive multiple of "
-            f"kernel_size {kernel[0]}x{kernel[1]} = {kk}")
+            f"input's dimension {1 if cols.ndim == 3 else 0} ({ckk}) must be a positive "
+            f"multiple of kernel_size {kernel[0]}x{kernel[1]} = {kk}")
     oh, ow = V.out_size((h, w), kernel, stride, pad, dilation, what="kernel")
+    if batch_inner:
+        total = cols.shape[1]
+        if oh * ow == 0 or total % (oh * ow):
+            raise ValueError(
+                f"input has {total} columns, not a multiple of the {oh}x{ow}={oh * ow} "
+                f"blocks per image that output_size {(h, w)} with kernel_size {kernel}, "
+                f"dilation {dilation}, padding {pad} and stride {stride} gives")
+        n, length = total // (oh * ow), oh * ow
+        cols = cols.reshape(ckk, n, length)
+    else:
+        n, _, length = cols.shape
     if length != oh * ow:
         raise ValueError(
             f"input has L={length} blocks, but output_size {(h, w)} with kernel_size "
@@ -316,11 +349,13 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     c = ckk // kk
     V.check_output_fits((n, c, h, w), cols.itemsize)
     if not _use_c():
-        x = _ref.fold(cols, (h, w), kernel, dilation, pad, stride)
+        per_image = cols.transpose(1, 0, 2) if batch_inner else cols
+        x = _ref.fold(per_image, (h, w), kernel, dilation, pad, stride)
     else:
         x = np.empty((n, c, h, w), dtype=cols.dtype)
         if x.size:
-            _ext.fold(cols, *kernel, *pad, *stride, *dilation, _threads(cols.size), x)
+            _ext.fold(cols, *kernel, *pad, *stride, *dilation, batch_inner,
+                      _threads(cols.size), x)
     return x[0] if unbatched else x
 
 
