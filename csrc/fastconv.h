@@ -47,7 +47,10 @@ int fc_max_threads(void);
   void fc_avg_pool2d_backward_##S(const T *dout, fc_int n, fc_int c, fc_int h, fc_int w,  \
                                   fc_int kernel_h, fc_int kernel_w, fc_int pad_h,         \
                                   fc_int pad_w, fc_int stride_h, fc_int stride_w,         \
-                                  int nthreads, T *dx);
+                                  int nthreads, T *dx);                                   \
+  void fc_adam_update_##S(T *param, const T *grad, T *m, T *v, fc_int size, double lr_t,  \
+                          double one_minus_beta1, double one_minus_beta2, double eps,     \
+                          int nthreads);
 
 FC_DECLARE(float, f32)
 FC_DECLARE(double, f64)

@@ -1,6 +1,7 @@
 /* Instantiates kernels_impl.h for float and double, plus the OpenMP queries. */
 #include "fastconv.h"
 
+#include <math.h>
 #include <string.h>
 
 #ifdef _OPENMP
@@ -55,15 +56,19 @@ int fc_max_threads(void) {
 #define T float
 #define FC_UINT uint32_t
 #define FC_NAME(op) fc_##op##_f32
+#define FC_SQRT sqrtf
 #include "kernels_impl.h"
 #undef T
 #undef FC_UINT
 #undef FC_NAME
+#undef FC_SQRT
 
 #define T double
 #define FC_UINT uint64_t
 #define FC_NAME(op) fc_##op##_f64
+#define FC_SQRT sqrt
 #include "kernels_impl.h"
 #undef T
 #undef FC_UINT
 #undef FC_NAME
+#undef FC_SQRT

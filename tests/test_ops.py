@@ -48,6 +48,17 @@ def test_unfold_fold_match_loops(backend, dtype, kernel, stride, pad, dilation):
     y = rng.standard_normal(cols.shape).astype(dtype)
     back = fastconv.fold(y, (8, 7), kernel, dilation=dilation, padding=pad, stride=stride)
     np.testing.assert_allclose(back, bf.fold(y, (8, 7), kernel, dilation, pad, stride), **tol(dtype))
+    # The batch-inner layout: (C*kh*kw, N*L), image n's blocks in columns [n*L, (n+1)*L).
+    n, ckk, length = cols.shape
+    inner = fastconv.unfold(x, kernel, dilation=dilation, padding=pad, stride=stride,
+                            batch_inner=True)
+    assert inner.shape == (ckk, n * length)
+    for i in range(n):
+        np.testing.assert_array_equal(inner[:, i * length:(i + 1) * length], cols[i])
+    y_inner = np.concatenate(list(y), axis=1)
+    back = fastconv.fold(y_inner, (8, 7), kernel, dilation=dilation, padding=pad,
+                         stride=stride, batch_inner=True)
+    np.testing.assert_allclose(back, bf.fold(y, (8, 7), kernel, dilation, pad, stride), **tol(dtype))
 
 
 def test_unfold_fold_unbatched(backend):
@@ -204,6 +215,14 @@ def test_property_backends_agree_on_unfold_fold(g):
     lhs = np.dot(a.ravel().astype(np.float64), y.ravel())
     rhs = np.dot(x.ravel().astype(np.float64), a2.ravel())
     assert lhs == pytest.approx(rhs, rel=1e-4 if g["dtype"] == np.float32 else 1e-10, abs=1e-4)
+    # Batch-inner: the same blocks and sums, rows holding every image's blocks.
+    a3, b3 = _both(fastconv.unfold, x, g["kernel"], batch_inner=True, **kw)
+    np.testing.assert_array_equal(a3, b3)
+    np.testing.assert_array_equal(a3, np.concatenate(list(a), axis=1))
+    y3 = np.concatenate(list(y), axis=1)
+    a4, b4 = _both(fastconv.fold, y3, (g["h"], g["w"]), g["kernel"], batch_inner=True, **kw)
+    np.testing.assert_allclose(a4, b4, **tol(g["dtype"]))
+    np.testing.assert_allclose(a4, a2, **tol(g["dtype"]))
 
 
 @needs_c

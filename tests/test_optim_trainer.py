@@ -4,6 +4,8 @@ import signal
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastconv import functional as F
 from fastconv.models import SimpleConvNet
@@ -101,7 +103,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("optimizer,rule", CASES, ids=[repr(o) for o, _ in CASES])
-def test_optimizer_matches_its_rule(optimizer, rule):
+def test_optimizer_matches_its_rule(backend, optimizer, rule):
+    optimizer = type(optimizer)(**{k: v for k, v in vars(optimizer).items()
+                                   if isinstance(v, float)})  # fresh state per backend
     start, grads, params = _run(optimizer)
     expected = _by_hand(rule, start, grads)
     for k in params:
@@ -160,6 +164,70 @@ def test_optimizers_match_torch(name):
         p.grad = torch.tensor(g)
         theirs.step()
     np.testing.assert_allclose(params["p"], p.detach().numpy(), rtol=1e-12)
+
+
+# --- the fused Adam step -----------------------------------------------------------------
+
+needs_c = pytest.mark.skipif("c" not in F.available_backends(), reason="extension not built")
+
+
+@needs_c
+@settings(max_examples=60, deadline=None)
+@given(size=st.integers(1, 20000), dtype=st.sampled_from([np.float32, np.float64]),
+       threads=st.integers(1, 3), seed=st.integers(0, 2**32 - 1))
+def test_adam_kernel_matches_numpy(size, dtype, threads, seed):
+    # Sizes cross the kernel's 4096-value blocks; the thread count must not matter.
+    rng = np.random.default_rng(seed)
+    p, m, v = (rng.standard_normal(size).astype(dtype) for _ in range(3))
+    v = np.abs(v)
+    g = rng.standard_normal(size).astype(dtype)
+    lr_t, beta1, beta2, eps = rng.uniform(1e-4, 0.1), rng.uniform(0.5, 0.99), 0.999, 1e-7
+    ours = [a.copy() for a in (p, m, v)]
+    theirs = [a.copy() for a in (p, m, v)]
+    before = F.get_num_threads()
+    F.set_num_threads(threads)
+    try:
+        with F.use_backend("c"):
+            F.adam_update(ours[0], g, ours[1], ours[2], lr_t, beta1, beta2, eps)
+    finally:
+        F.set_num_threads(before)
+    with F.use_backend("numpy"):
+        F.adam_update(theirs[0], g, theirs[1], theirs[2], lr_t, beta1, beta2, eps)
+    for a, b in zip(ours, theirs):
+        # Same operations in the same order; FMA contraction (aarch64) may move the last bit.
+        np.testing.assert_allclose(a, b, rtol=4 * np.finfo(dtype).eps, atol=0)
+
+
+def test_adam_update_layouts_and_errors(backend):
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((6, 5))
+    g = rng.standard_normal((5, 6)).T                         # non-contiguous gradient
+    expected = [base.copy(), np.zeros((6, 5)), np.zeros((6, 5))]
+    m = expected[1] + 0.1 * (g - expected[1])
+    v = expected[2] + 0.001 * (g * g - expected[2])
+    p_expected = base - 0.01 * m / (np.sqrt(v) + 1e-7)
+    for order in ("C", "F"):                                   # Fortran params: numpy path
+        p = np.array(base, order=order)
+        mm, vv = np.zeros_like(p), np.zeros_like(p)
+        F.adam_update(p, g, mm, vv, 0.01)
+        np.testing.assert_allclose(p, p_expected, rtol=1e-12)
+        np.testing.assert_allclose(mm, m, rtol=1e-12)
+        np.testing.assert_allclose(vv, v, rtol=1e-12)
+    p = base.copy()
+    with pytest.raises(ValueError, match="grad has shape"):
+        F.adam_update(p, g[:2], np.zeros_like(p), np.zeros_like(p), 0.01)
+    with pytest.raises(ValueError, match="m has shape"):
+        F.adam_update(p, g, np.zeros(3), np.zeros_like(p), 0.01)
+    with pytest.raises(ValueError, match="v has shape .* dtype float32"):
+        F.adam_update(p, g, np.zeros_like(p), np.zeros_like(p, dtype=np.float32), 0.01)
+    with pytest.raises(TypeError, match="param must be a float32 or float64"):
+        F.adam_update(np.zeros(3, int), np.zeros(3), np.zeros(3), np.zeros(3), 0.01)
+    frozen = np.zeros_like(p)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="m must be writeable"):
+        F.adam_update(p, g, frozen, np.zeros_like(p), 0.01)
+    with pytest.raises(TypeError, match="grad must be a real numeric"):
+        F.adam_update(p, np.full(p.shape, "x"), np.zeros_like(p), np.zeros_like(p), 0.01)
 
 
 # --- trainer ----------------------------------------------------------------------------

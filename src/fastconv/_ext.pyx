@@ -28,6 +28,8 @@ cdef extern from "fastconv.h" nogil:
     void fc_avg_pool2d_f64(const double *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, double *out)
     void fc_avg_pool2d_backward_f32(const float *dout, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, float *dx)
     void fc_avg_pool2d_backward_f64(const double *dout, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, double *dx)
+    void fc_adam_update_f32(float *param, const float *grad, float *m, float *v, fc_int size, double lr_t, double a1, double a2, double eps, int nthreads)
+    void fc_adam_update_f64(double *param, const double *grad, double *m, double *v, fc_int size, double lr_t, double a1, double a2, double eps, int nthreads)
 
 ctypedef fused real:
     float
@@ -130,3 +132,15 @@ def avg_pool2d_backward(const real[:, :, :, ::1] dout, fc_int kh, fc_int kw, fc_
             fc_avg_pool2d_backward_f32(&dout[0, 0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, nthreads, &dx[0, 0, 0, 0])
         else:
             fc_avg_pool2d_backward_f64(&dout[0, 0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, nthreads, &dx[0, 0, 0, 0])
+
+
+def adam_update(real[::1] param, const real[::1] grad, real[::1] m, real[::1] v,
+                double lr_t, double one_minus_beta1, double one_minus_beta2, double eps,
+                int nthreads):
+    """One Adam step in place on flat, equally long arrays."""
+    cdef fc_int size = param.shape[0]
+    with nogil:
+        if real is float:
+            fc_adam_update_f32(&param[0], &grad[0], &m[0], &v[0], size, lr_t, one_minus_beta1, one_minus_beta2, eps, nthreads)
+        else:
+            fc_adam_update_f64(&param[0], &grad[0], &m[0], &v[0], size, lr_t, one_minus_beta1, one_minus_beta2, eps, nthreads)

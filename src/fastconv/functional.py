@@ -35,7 +35,7 @@ else:
 __all__ = [
     "im2col", "col2im", "unfold", "fold",
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
-    "set_backend", "get_backend", "use_backend", "available_backends",
+    "adam_update", "set_backend", "get_backend", "use_backend", "available_backends",
     "set_num_threads", "get_num_threads", "openmp_enabled",
 ]
 
@@ -503,3 +503,50 @@ def avg_pool2d_backward(dout, input_shape, kernel_size, stride=None, padding=0):
     dx = np.empty((n, c, h, w), dtype=dout.dtype)
     _ext.avg_pool2d_backward(dout, *kernel, *pad, *stride, _threads(dx.size), dx)
     return dx
+
+
+# --- optimiser step ----------------------------------------------------------------
+
+def adam_update(param, grad, m, v, lr_t, beta1=0.9, beta2=0.999, eps=1e-7):
+    """One Adam step, in place: the update of :class:`fastconv.Adam`.
+
+    ``m += (1-beta1)*(grad-m); v += (1-beta2)*(grad*grad-v);
+    param -= lr_t*m/(sqrt(v)+eps)``, with lr_t the step's bias-corrected rate.
+
+    Parameters
+    ----------
+    param, m, v : float32 or float64 arrays of one shape and dtype, updated in place
+    grad : array of that shape (cast to param's dtype if needed)
+    lr_t, beta1, beta2, eps : float
+
+    The C backend makes one pass over memory instead of numpy's ten; it needs
+    param, m and v C-contiguous and writeable, and otherwise computes with
+    numpy, in the same order of operations.
+    """
+    arrays = {"param": param, "m": m, "v": v}
+    for name, a in arrays.items():
+        if not isinstance(a, np.ndarray) or a.dtype not in (np.float32, np.float64):
+            raise TypeError(f"{name} must be a float32 or float64 numpy array, got "
+                            f"{getattr(a, 'dtype', type(a).__name__)}")
+        if a.shape != param.shape or a.dtype != param.dtype:
+            raise ValueError(f"{name} has shape {a.shape} and dtype {a.dtype}; param has "
+                             f"{param.shape} and {param.dtype}")
+        if not a.flags.writeable:
+            raise ValueError(f"{name} must be writeable (it is updated in place)")
+    grad = np.asarray(grad)
+    if grad.shape != param.shape:
+        raise ValueError(f"grad has shape {grad.shape}, param has {param.shape}")
+    if grad.dtype.kind not in "fiub":
+        raise TypeError(f"grad must be a real numeric array, got dtype {grad.dtype}")
+    lr_t, beta1, beta2, eps = (float(a) for a in (lr_t, beta1, beta2, eps))
+    fusable = (_use_c() and param.size
+               and all(a.flags.c_contiguous for a in arrays.values())
+               and not np.shares_memory(param, m) and not np.shares_memory(param, v)
+               and not np.shares_memory(m, v))
+    if not fusable:
+        _ref.adam_update(param, grad.astype(param.dtype, copy=False), m, v,
+                         lr_t, beta1, beta2, eps)
+        return
+    grad = np.ascontiguousarray(grad, dtype=param.dtype)
+    _ext.adam_update(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1),
+                     lr_t, 1 - beta1, 1 - beta2, eps, _threads(param.size))

@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from . import functional as F
+
 __all__ = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam", "get_optimizer"]
 
 
@@ -131,12 +133,10 @@ class Adam(_Optimizer):
         self.iter += 1
         lr_t = self.lr * math.sqrt(1 - self.beta2 ** self.iter) / (1 - self.beta1 ** self.iter)
         for key, p in params.items():
-            g = grads[key]
             m = self._state(self.m, key, p)
             v = self._state(self.v, key, p)
-            m += (1 - self.beta1) * (g - m)
-            v += (1 - self.beta2) * (g * g - v)
-            p -= lr_t * m / (np.sqrt(v) + self.eps)
+            # Fused in C: numpy's ten passes took 2 ms of SimpleConvNet's 13 ms step.
+            F.adam_update(p, grads[key], m, v, lr_t, self.beta1, self.beta2, self.eps)
 
 
 _OPTIMIZERS = {cls.__name__.lower(): cls

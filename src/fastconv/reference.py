@@ -11,7 +11,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = [
-    "im2col", "col2im", "unfold", "fold",
+    "im2col", "col2im", "unfold", "fold", "adam_update",
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
 ]
 
@@ -157,3 +157,10 @@ def avg_pool2d_backward(dout, input_shape, kernel, stride, pad):
     share = dout / dout.dtype.type(kh * kw)
     cols = np.broadcast_to(share[:, :, None, None], dout.shape[:2] + (kh, kw) + dout.shape[2:])
     return np.ascontiguousarray(_scatter_windows(cols, input_shape, kernel, stride, pad))
+
+
+def adam_update(param, grad, m, v, lr_t, beta1, beta2, eps):
+    """One Adam step in place, in the operation order the C kernel repeats."""
+    m += (1 - beta1) * (grad - m)
+    v += (1 - beta2) * (grad * grad - v)
+    param -= lr_t * m / (np.sqrt(v) + eps)
