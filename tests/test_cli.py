@@ -517,3 +517,28 @@ def test_bench_bad_option_value(option, tmp_path):
     assert "Traceback" not in err
     last = err.splitlines()[-1]
     assert last.startswith("fastconv bench: error:") and option[0] in last, err
+
+
+def test_time_interleaved_takes_turns_and_medians(monkeypatch):
+    from fastconv import bench
+    clock = [0.0]
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
+    calls = []
+
+    def variant(name, costs):
+        costs = iter(costs)
+
+        def fn():
+            calls.append(name)
+            clock[0] += next(costs)
+        return fn
+
+    # Warm-up costs first (ignored), then one cost per round.
+    fast = variant("fast", [9.0, 1.0, 5.0, 2.0, 3.0, 4.0])
+    slow = variant("slow", [9.0, 10.0, 30.0, 20.0])
+    medians = bench.time_interleaved({"fast": fast, "slow": slow}, repeats=5,
+                                     fewer={"slow": 3})
+    assert medians == {"fast": 3.0, "slow": 20.0}
+    assert calls == ["fast", "slow"] + ["fast", "slow"] * 3 + ["fast"] * 2
+    with pytest.raises(ValueError, match="repeats must be a positive integer"):
+        bench.time_interleaved({"fast": fast}, repeats=0)

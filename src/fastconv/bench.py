@@ -19,8 +19,8 @@ import numpy as np
 
 from . import functional as F
 
-__all__ = ["KERNEL_CASES", "time_call", "bench_kernels", "bench_training", "format_table",
-           "format_training_table", "main"]
+__all__ = ["KERNEL_CASES", "time_call", "time_interleaved", "bench_kernels", "bench_training",
+           "format_table", "format_training_table", "main"]
 
 # (label, x shape, kernel, stride, pad): the shapes of the book's SimpleConvNet
 # layer, a mid-size 3x3 layer and a large 3x3 layer, plus SimpleConvNet's pool.
@@ -45,6 +45,41 @@ def time_call(fn, repeats=7, warmup=1, min_time=0.0):
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def time_interleaved(variants, repeats=7, warmup=1, fewer=None):
+    """Median wall time in seconds of each of several functions, timed in turns.
+
+    ``variants`` maps a name to a function of no arguments. Each round calls
+    every variant once, so a burst of load from another process slows all of
+    them alike instead of one whole series: the ratios of the medians stay
+    honest on a shared machine. ``fewer`` maps a name to a smaller number of
+    rounds for slow variants (they take part in the first rounds only).
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    fewer = fewer or {}
+    for fn in variants.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in variants}
+    for round_ in range(repeats):
+        for name, fn in variants.items():
+            if round_ >= fewer.get(name, repeats):
+                continue
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
+def _in_setting(backend, threads, fn):
+    """fn run with the given backend and thread count (set before each call)."""
+    def call():
+        F.set_backend(backend)
+        F.set_num_threads(threads)
+        return fn()
+    return call
 
 
 def _torch():
@@ -117,29 +152,26 @@ def bench_kernels(cases=KERNEL_CASES, dtype=np.float32, repeats=7, threads=None,
     previous_backend, previous_threads = F.get_backend(), F._num_threads
     rows = []
     try:
-        for case in cases:
-            for op, fn, nbytes, tfn in _ops_for(case, dtype, rng):
-                if progress:
-                    progress(f"{op} {case[1]}")
-                row = {"op": op, "shape": list(case[1]), "kernel": case[2], "stride": case[3],
-                       "pad": case[4], "threads": all_threads}
-                src = np.ones(nbytes // np.dtype(dtype).itemsize, dtype)
-                row["copy"] = 1e3 * time_call(lambda: np.copy(src), repeats)
-                if "c" in F.available_backends():
-                    F.set_backend("c")
-                    F.set_num_threads(1)
-                    row["c_1t"] = 1e3 * time_call(fn, repeats)
-                    F.set_num_threads(all_threads)
-                    row["c_nt"] = 1e3 * time_call(fn, repeats)
-                else:
-                    row["c_1t"] = row["c_nt"] = None
-                F.set_backend("numpy")
-                row["numpy"] = 1e3 * time_call(fn, numpy_repeats)
-                row["torch"] = None
-                if torch is not None and tfn is not None:
-                    with _torch_threads(torch, all_threads):
-                        row["torch"] = 1e3 * time_call(tfn, repeats)
-                rows.append(row)
+        with _torch_threads(torch, all_threads):
+            for case in cases:
+                for op, fn, nbytes, tfn in _ops_for(case, dtype, rng):
+                    if progress:
+                        progress(f"{op} {case[1]}")
+                    row = {"op": op, "shape": list(case[1]), "kernel": case[2],
+                           "stride": case[3], "pad": case[4], "threads": all_threads}
+                    src = np.ones(nbytes // np.dtype(dtype).itemsize, dtype)
+                    variants = {"copy": lambda: np.copy(src)}
+                    if "c" in F.available_backends():
+                        variants["c_1t"] = _in_setting("c", 1, fn)
+                        variants["c_nt"] = _in_setting("c", all_threads, fn)
+                    variants["numpy"] = _in_setting("numpy", all_threads, fn)
+                    if tfn is not None:
+                        variants["torch"] = tfn
+                    medians = time_interleaved(variants, repeats,
+                                               fewer={"numpy": numpy_repeats})
+                    for key in ("copy", "c_1t", "c_nt", "numpy", "torch"):
+                        row[key] = 1e3 * medians[key] if key in medians else None
+                    rows.append(row)
     finally:
         F.set_backend(previous_backend)
         F.set_num_threads(previous_threads)
@@ -147,15 +179,19 @@ def bench_kernels(cases=KERNEL_CASES, dtype=np.float32, repeats=7, threads=None,
 
 
 class _torch_threads:
+    """torch's intra-op thread count set to n inside the block (no-op without torch)."""
+
     def __init__(self, torch, n):
         self.torch, self.n = torch, n
 
     def __enter__(self):
-        self.before = self.torch.get_num_threads()
-        self.torch.set_num_threads(self.n)
+        if self.torch is not None:
+            self.before = self.torch.get_num_threads()
+            self.torch.set_num_threads(self.n)
 
     def __exit__(self, *exc):
-        self.torch.set_num_threads(self.before)
+        if self.torch is not None:
+            self.torch.set_num_threads(self.before)
 
 
 def _ratio(a, b):
@@ -252,26 +288,24 @@ def bench_training(models=("SimpleConvNet", "DeepConvNet"), batch=100, repeats=7
                 opt.update(net.params, grads)
 
             row = {"model": name, "batch": batch, "threads": n_threads}
-            for backend, reps in (("c", repeats), ("numpy", numpy_repeats)):
-                if backend in F.available_backends():
-                    F.set_backend(backend)
-                    row[backend] = 1e3 * time_call(step, reps)
-                else:
-                    row[backend] = None
-            row["torch"] = None
+            variants = {backend: _in_setting(backend, n_threads, step)
+                        for backend in ("c", "numpy") if backend in F.available_backends()}
             if torch is not None:
-                with _torch_threads(torch, n_threads):
-                    model = _torch_model(torch, name)
-                    topt = torch.optim.Adam(model.parameters(), lr=1e-3)
-                    loss_fn = torch.nn.CrossEntropyLoss()
-                    tx, tt = torch.from_numpy(x), torch.from_numpy(t)
+                model = _torch_model(torch, name)
+                topt = torch.optim.Adam(model.parameters(), lr=1e-3)
+                loss_fn = torch.nn.CrossEntropyLoss()
+                tx, tt = torch.from_numpy(x), torch.from_numpy(t)
 
-                    def tstep():
-                        topt.zero_grad()
-                        loss_fn(model(tx), tt).backward()
-                        topt.step()
+                def tstep():
+                    topt.zero_grad()
+                    loss_fn(model(tx), tt).backward()
+                    topt.step()
 
-                    row["torch"] = 1e3 * time_call(tstep, repeats)
+                variants["torch"] = tstep
+            with _torch_threads(torch, n_threads):
+                medians = time_interleaved(variants, repeats, fewer={"numpy": numpy_repeats})
+            for key in ("c", "numpy", "torch"):
+                row[key] = 1e3 * medians[key] if key in medians else None
             rows.append(row)
     finally:
         F.set_backend(previous_backend)
