@@ -76,6 +76,15 @@ void FC_NAME(im2col)(const T *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int 
                                        stride_h, stride_w, oh, ow, col));
 }
 
+/* The adjoint of im2col_inside: one row of col added into a window wholly
+ * inside the image, with literal sizes unrolled as there. */
+FC_INLINE void FC_NAME(col2im_inside)(const T *src, fc_int c, fc_int hw, fc_int w, fc_int kh,
+                                      fc_int kw, T *start) {
+  for (fc_int ci = 0; ci < c; ci++, start += hw)
+    for (fc_int i = 0; i < kh; i++)
+      for (fc_int j = 0; j < kw; j++) start[i * w + j] += *src++;
+}
+
 /* Adds image n's rows of col into channels [c0, c1) of dx[n]; zeroes them first.
  * Reading col row by row keeps the large operand streaming while the small image
  * plane it scatters into stays in cache. */
@@ -91,6 +100,16 @@ static void FC_NAME(col2im_image)(const T *col, fc_int n, fc_int c0, fc_int c1, 
     for (fc_int ow = 0; ow < ow_count; ow++) {
       const fc_int iw0 = ow * sw - pw;
       const T *src = col + ((n * oh_count + oh) * ow_count + ow) * ncols + c0 * kh * kw;
+      if (ih0 >= 0 && ih0 + kh <= h && iw0 >= 0 && iw0 + kw <= w) {
+        T *start = img + c0 * h * w + ih0 * w + iw0;
+        if (kh == 3 && kw == 3)
+          FC_NAME(col2im_inside)(src, c1 - c0, h * w, w, 3, 3, start);
+        else if (kh == 5 && kw == 5)
+          FC_NAME(col2im_inside)(src, c1 - c0, h * w, w, 5, 5, start);
+        else
+          FC_NAME(col2im_inside)(src, c1 - c0, h * w, w, kh, kw, start);
+        continue;
+      }
       for (fc_int ci = c0; ci < c1; ci++) {
         T *plane = img + ci * h * w;
         for (fc_int i = 0; i < kh; i++, src += kw) {
