@@ -542,3 +542,14 @@ def test_time_interleaved_takes_turns_and_medians(monkeypatch):
     assert calls == ["fast", "slow"] + ["fast", "slow"] * 3 + ["fast"] * 2
     with pytest.raises(ValueError, match="repeats must be a positive integer"):
         bench.time_interleaved({"fast": fast}, repeats=0)
+
+
+def test_touch_memory_writes_and_frees():
+    from fastconv import bench
+    import resource
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    seconds = bench.touch_memory(64 << 20)
+    # 64 MiB of fresh pages cannot be written without faulting some in.
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt > before
+    assert isinstance(seconds, float) and seconds >= 0
+    assert bench.touch_memory(0) >= 0

@@ -9,6 +9,7 @@ Run it as ``fastconv bench`` or ``python -m fastconv.bench``.
 """
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -20,7 +21,7 @@ import numpy as np
 from . import functional as F
 
 __all__ = ["KERNEL_CASES", "time_call", "time_interleaved", "bench_kernels", "bench_training",
-           "format_table", "format_training_table", "main"]
+           "format_table", "format_training_table", "main", "touch_memory"]
 
 # (label, x shape, kernel, stride, pad): the shapes of the book's SimpleConvNet
 # layer, a mid-size 3x3 layer and a large 3x3 layer, plus SimpleConvNet's pool.
@@ -47,7 +48,7 @@ def time_call(fn, repeats=7, warmup=1, min_time=0.0):
     return statistics.median(times)
 
 
-def time_interleaved(variants, repeats=7, warmup=1, fewer=None):
+def time_interleaved(variants, repeats=7, warmup=1, fewer=None, warmup_time=0.0):
     """Median wall time in seconds of each of several functions, timed in turns.
 
     ``variants`` maps a name to a function of no arguments. Each round calls
@@ -55,13 +56,19 @@ def time_interleaved(variants, repeats=7, warmup=1, fewer=None):
     them alike instead of one whole series: the ratios of the medians stay
     honest on a shared machine. ``fewer`` maps a name to a smaller number of
     rounds for slow variants (they take part in the first rounds only).
+    Each variant is first called ``warmup`` times, and more until it has run
+    for ``warmup_time`` seconds: the first large allocations of a process can
+    be 10x slower while the kernel assembles huge pages, which is no property
+    of the code under test (benchmarks/README.md).
     """
     if repeats < 1:
         raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
     fewer = fewer or {}
     for fn in variants.values():
-        for _ in range(warmup):
+        start, calls = time.perf_counter(), 0
+        while calls < warmup or time.perf_counter() - start < warmup_time:
             fn()
+            calls += 1
     times = {name: [] for name in variants}
     for round_ in range(repeats):
         for name, fn in variants.items():
@@ -71,6 +78,21 @@ def time_interleaved(variants, repeats=7, warmup=1, fewer=None):
             fn()
             times[name].append(time.perf_counter() - t0)
     return {name: statistics.median(v) for name, v in times.items()}
+
+
+def touch_memory(nbytes):
+    """Write ``nbytes`` of fresh memory once, then free it; returns the seconds taken.
+
+    On a virtual machine whose RAM the host backs lazily (as here), the first
+    use of each page faults into the host: a 2-thread im2col of 45 MB took
+    47-62 ms instead of 7 until its pages had been used once. Touching the
+    benchmark's working set first moves that cost out of the timings.
+    """
+    start = time.perf_counter()
+    block = np.empty(max(0, int(nbytes)) // 8, np.float64)
+    block.fill(1.0)
+    del block
+    return time.perf_counter() - start
 
 
 def _in_setting(backend, threads, fn):
@@ -138,7 +160,7 @@ def _ops_for(case, dtype, rng):
 
 
 def bench_kernels(cases=KERNEL_CASES, dtype=np.float32, repeats=7, threads=None,
-                  numpy_repeats=3, progress=None):
+                  numpy_repeats=3, progress=None, warmup_time=0.3):
     """Time every kernel case; returns a list of dicts of median milliseconds.
 
     Keys: ``op``, ``shape``, ``c_1t``, ``c_nt`` (C at ``threads``, default all
@@ -168,7 +190,8 @@ def bench_kernels(cases=KERNEL_CASES, dtype=np.float32, repeats=7, threads=None,
                     if tfn is not None:
                         variants["torch"] = tfn
                     medians = time_interleaved(variants, repeats,
-                                               fewer={"numpy": numpy_repeats})
+                                               fewer={"numpy": numpy_repeats},
+                                               warmup_time=warmup_time)
                     for key in ("copy", "c_1t", "c_nt", "numpy", "torch"):
                         row[key] = 1e3 * medians[key] if key in medians else None
                     rows.append(row)
@@ -259,7 +282,7 @@ def _torch_model(torch, name):
 
 
 def bench_training(models=("SimpleConvNet", "DeepConvNet"), batch=100, repeats=7,
-                   threads=None, numpy_repeats=3, progress=None):
+                   threads=None, numpy_repeats=3, progress=None, warmup_time=0.3):
     """Median milliseconds of one training step (forward, backward, Adam update).
 
     float32, batch ``batch`` of random 1x28x28 images. Rows hold ``c``,
@@ -303,7 +326,8 @@ def bench_training(models=("SimpleConvNet", "DeepConvNet"), batch=100, repeats=7
 
                 variants["torch"] = tstep
             with _torch_threads(torch, n_threads):
-                medians = time_interleaved(variants, repeats, fewer={"numpy": numpy_repeats})
+                medians = time_interleaved(variants, repeats, fewer={"numpy": numpy_repeats},
+                                           warmup_time=warmup_time)
             for key in ("c", "numpy", "torch"):
                 row[key] = 1e3 * medians[key] if key in medians else None
             rows.append(row)
@@ -354,9 +378,16 @@ def run(args):
           f"torch {env['torch'] or 'not installed'}", flush=True)
     progress = lambda s: print(f"  timing {s}", file=sys.stderr, flush=True)  # noqa: E731
     result = {"environment": env, "dtype": args.dtype}
+    warmup_time = 0.0 if args.quick else 0.1
+    if not args.quick:
+        # The largest case keeps about four result-sized arrays alive, and the
+        # NumPy backend makes temporaries of a few more.
+        largest = max(math.prod(shape) * 9 * 4 for _, shape, _, _, _ in cases)
+        touch_memory(8 * largest)
     if args.only in (None, "kernels"):
         rows = bench_kernels(cases, np.dtype(args.dtype), args.repeats, args.threads,
-                             numpy_repeats=min(args.repeats, 3), progress=progress)
+                             numpy_repeats=min(args.repeats, 3), progress=progress,
+                             warmup_time=warmup_time)
         print(f"\nKernels: median milliseconds, {args.dtype}, {rows[0]['threads']} threads "
               f"for the multi-threaded columns\n")
         print(format_table(rows))
@@ -364,7 +395,8 @@ def run(args):
     if args.only in (None, "training"):
         batch = 8 if args.quick else 100
         rows = bench_training(batch=batch, repeats=args.repeats, threads=args.threads,
-                              numpy_repeats=min(args.repeats, 3), progress=progress)
+                              numpy_repeats=min(args.repeats, 3), progress=progress,
+                              warmup_time=warmup_time)
         print(f"\nTraining step (forward, backward, Adam), float32: median milliseconds, "
               f"{rows[0]['threads']} threads\n")
         print(format_training_table(rows))
