@@ -3,9 +3,10 @@
     python benchmarks/conv_layouts.py [--threads 2] [--rounds 15]
 
 For each layer shape of SimpleConvNet and DeepConvNet (batch 100, float32),
-times the layer with ``PER_IMAGE_MIN_PIXELS`` forced to 0 (one product per
-image on the unfold layout) and to infinity (the book's single product),
-alternating the two so both see the same machine load. Prints medians.
+times the layer three ways: one product per image on the unfold layout, the
+book's single product, and the direct kernel (no patch matrix), by forcing
+``PER_IMAGE_MIN_PIXELS`` and ``DIRECT_MIN_PIXELS``; alternating them so all
+see the same machine load. Prints medians.
 """
 import argparse
 import statistics
@@ -32,14 +33,15 @@ def main():
         fastconv.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     print(f"threads {fastconv.get_num_threads()}, median ms of forward+backward (with dx)")
-    print("shape (N, C, H, FN, k, pad) | per-image | book | output pixels")
+    print("shape (N, C, H, FN, k, pad) | per-image | book | direct | output pixels")
     for n, c, h, fn, k, pad in SHAPES:
         x = rng.random((n, c, h, h), dtype=np.float32)
         W = (rng.standard_normal((fn, c, k, k)) * 0.1).astype(np.float32)
         layers = {}
-        for name, threshold in (("per-image", 0), ("book", 10**9)):
+        for name, threshold, direct in (("per-image", 0, 10**9), ("book", 10**9, 10**9),
+                                        ("direct", 0, 0)):
             layer = Convolution(W, np.zeros(fn, np.float32), 1, pad)
-            layer.PER_IMAGE_MIN_PIXELS = threshold
+            layer.PER_IMAGE_MIN_PIXELS, layer.DIRECT_MIN_PIXELS = threshold, direct
             layers[name] = layer
         g = rng.random(layers["book"].forward(x).shape, dtype=np.float32)
         times = {name: [] for name in layers}
@@ -51,7 +53,8 @@ def main():
                 times[name].append(time.perf_counter() - t0)
         med = {name: 1e3 * statistics.median(v[1:]) for name, v in times.items()}
         oh = h + 2 * pad - k + 1
-        print(f"{(n, c, h, fn, k, pad)} | {med['per-image']:.1f} | {med['book']:.1f} | {oh * oh}")
+        print(f"{(n, c, h, fn, k, pad)} | {med['per-image']:.1f} | {med['book']:.1f} | {med['direct']:.1f} | "
+              f"{oh * oh}")
 
 
 if __name__ == "__main__":

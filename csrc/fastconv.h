@@ -57,4 +57,17 @@ FC_DECLARE(double, f64)
 
 #undef FC_DECLARE
 
+/* Direct stride-1 convolution, float32 (conv_direct.c). Weights (fn, c, kh, kw),
+ * x (n, c, h, w), out (n, fn, h+2ph-kh+1, w+2pw-kw+1), bias may be NULL.
+ * Return 0, -1 when out of memory, -2 when not compiled in. */
+int fc_conv_available(void);
+const char *fc_conv_isa(void);
+void fc_conv_force_baseline(int on);
+int fc_conv2d_f32(const float *x, fc_int n, fc_int c, fc_int h, fc_int w, const float *weight,
+                  const float *bias, fc_int fn, fc_int kh, fc_int kw, fc_int ph, fc_int pw,
+                  int nthreads, float *out);
+int fc_conv2d_weight_grad_f32(const float *x, const float *dout, fc_int n, fc_int c, fc_int h,
+                              fc_int w, fc_int fn, fc_int kh, fc_int kw, fc_int ph, fc_int pw,
+                              int nthreads, float *dw);
+
 #endif

@@ -135,3 +135,25 @@ def avg_pool_backward(dout, shape, kernel, stride, pad):
             if inside:
                 dx[b, ch, ih, iw] += share
     return dx
+
+
+def conv2d(x, weight, bias, stride, pad):
+    """out[n, f, y, x] = b[f] + sum over c, i, j of w[f, c, i, j] * x_padded[n, c, y*s+i, x*s+j]."""
+    n, c, h, w = x.shape
+    fn, _, kh, kw = weight.shape
+    (sh, sw), (ph, pw) = pair(stride), pair(pad)
+    oh, ow = out_size(h, kh, sh, ph), out_size(w, kw, sw, pw)
+    out = np.zeros((n, fn, oh, ow), dtype=np.float64)
+    for ni in range(n):
+        for f in range(fn):
+            for y in range(oh):
+                for xo in range(ow):
+                    s = 0.0 if bias is None else float(bias[f])
+                    for ci in range(c):
+                        for i in range(kh):
+                            for j in range(kw):
+                                yy, xx = y * sh - ph + i, xo * sw - pw + j
+                                if 0 <= yy < h and 0 <= xx < w:
+                                    s += float(weight[f, ci, i, j]) * float(x[ni, ci, yy, xx])
+                    out[ni, f, y, xo] = s
+    return out

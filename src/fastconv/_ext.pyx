@@ -30,6 +30,11 @@ cdef extern from "fastconv.h" nogil:
     void fc_avg_pool2d_backward_f64(const double *dout, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, double *dx)
     void fc_adam_update_f32(float *param, const float *grad, float *m, float *v, fc_int size, double lr_t, double a1, double a2, double eps, int nthreads)
     void fc_adam_update_f64(double *param, const double *grad, double *m, double *v, fc_int size, double lr_t, double a1, double a2, double eps, int nthreads)
+    int fc_conv_available()
+    const char *fc_conv_isa()
+    void fc_conv_force_baseline(int on)
+    int fc_conv2d_f32(const float *x, fc_int n, fc_int c, fc_int h, fc_int w, const float *weight, const float *bias, fc_int fn, fc_int kh, fc_int kw, fc_int ph, fc_int pw, int nthreads, float *out)
+    int fc_conv2d_weight_grad_f32(const float *x, const float *dout, fc_int n, fc_int c, fc_int h, fc_int w, fc_int fn, fc_int kh, fc_int kw, fc_int ph, fc_int pw, int nthreads, float *dw)
 
 ctypedef fused real:
     float
@@ -144,3 +149,52 @@ def adam_update(real[::1] param, const real[::1] grad, real[::1] m, real[::1] v,
             fc_adam_update_f32(&param[0], &grad[0], &m[0], &v[0], size, lr_t, one_minus_beta1, one_minus_beta2, eps, nthreads)
         else:
             fc_adam_update_f64(&param[0], &grad[0], &m[0], &v[0], size, lr_t, one_minus_beta1, one_minus_beta2, eps, nthreads)
+
+
+def conv_available():
+    """True when the direct convolution kernels were compiled in."""
+    return bool(fc_conv_available())
+
+
+def conv_isa():
+    """The instruction set the direct convolution uses now: "avx2", "baseline" or "none"."""
+    return fc_conv_isa().decode()
+
+
+def conv_force_baseline(bint on):
+    """Make the direct convolution use its baseline build even where AVX2 exists (tests)."""
+    fc_conv_force_baseline(on)
+
+
+def _status(int status):
+    if status == -1:
+        raise MemoryError("not enough memory for the direct convolution's buffers")
+    if status != 0:
+        raise RuntimeError("the direct convolution is not compiled into this build")
+
+
+def conv2d(const float[:, :, :, ::1] x, const float[:, :, :, ::1] weight, bias,
+           fc_int ph, fc_int pw, int nthreads, float[:, :, :, ::1] out):
+    """Stride-1 correlation of x with weight (plus bias, a float32 (FN,) array or None)."""
+    cdef fc_int n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
+    cdef fc_int fn = weight.shape[0], kh = weight.shape[2], kw = weight.shape[3]
+    cdef const float[::1] b
+    cdef const float *bp = NULL
+    cdef int status
+    if bias is not None:
+        b = bias
+        bp = &b[0]
+    with nogil:
+        status = fc_conv2d_f32(&x[0, 0, 0, 0], n, c, h, w, &weight[0, 0, 0, 0], bp, fn, kh, kw, ph, pw, nthreads, &out[0, 0, 0, 0])
+    _status(status)
+
+
+def conv2d_weight_grad(const float[:, :, :, ::1] x, const float[:, :, :, ::1] dout,
+                       fc_int ph, fc_int pw, int nthreads, float[:, :, :, ::1] dw):
+    """dW of a stride-1 correlation: dw (FN, C, KH, KW) from x and dout."""
+    cdef fc_int n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
+    cdef fc_int fn = dw.shape[0], kh = dw.shape[2], kw = dw.shape[3]
+    cdef int status
+    with nogil:
+        status = fc_conv2d_weight_grad_f32(&x[0, 0, 0, 0], &dout[0, 0, 0, 0], n, c, h, w, fn, kh, kw, ph, pw, nthreads, &dw[0, 0, 0, 0])
+    _status(status)

@@ -35,7 +35,7 @@ else:
 __all__ = [
     "im2col", "col2im", "unfold", "fold",
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
-    "adam_update", "set_backend", "get_backend", "use_backend", "available_backends",
+    "conv2d", "conv2d_weight_grad", "conv2d_input_grad", "adam_update", "set_backend", "get_backend", "use_backend", "available_backends",
     "set_num_threads", "get_num_threads", "openmp_enabled",
 ]
 
@@ -503,6 +503,151 @@ def avg_pool2d_backward(dout, input_shape, kernel_size, stride=None, padding=0):
     dx = np.empty((n, c, h, w), dtype=dout.dtype)
     _ext.avg_pool2d_backward(dout, *kernel, *pad, *stride, _threads(dx.size), dx)
     return dx
+
+
+# --- convolution ----------------------------------------------------------------
+
+def _direct_conv(dtype, stride):
+    """True when the direct (patch-matrix-free) kernel serves this call: the C
+    backend, float32, stride 1. Everything else goes through unfold/fold and a
+    matrix product, on either backend."""
+    return (_use_c() and dtype == np.float32 and tuple(stride) == (1, 1)
+            and _ext.conv_available())
+
+
+def _conv_args(weight, stride, padding):
+    w = V.float_array(weight, "weight", (4,), "4-D (FN, C, KH, KW)")
+    stride = V.positive_pair(stride, "stride")
+    pad = V.nonnegative_pair(padding, "padding")
+    return w, stride, pad
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0):
+    """2-D cross-correlation of a batch with a filter bank, as ``torch.nn.functional.conv2d``.
+
+    Parameters
+    ----------
+    x : array (N, C, H, W)
+    weight : array (FN, C, KH, KW)
+    bias : array (FN,) or None
+    stride, padding : int or (h, w)
+
+    Returns
+    -------
+    array (N, FN, OH, OW) in the common float type of x and weight, with
+    ``OH = (H + 2*pad_h - KH) // stride_h + 1``.
+
+    With the C backend, float32 and stride 1 it runs a direct convolution kernel
+    (no patch matrix; AVX2 where the CPU has it). Otherwise it is ``unfold``
+    followed by one matrix product per image.
+    """
+    w, stride, pad = _conv_args(weight, stride, padding)
+    x = V.float_array(x, "x", (4,), "4-D (N, C, H, W)")
+    fn, c, kh, kw = w.shape
+    if x.shape[1] != c:
+        raise ValueError(f"x has {x.shape[1]} channels but weight expects {c} "
+                         f"(x shape {x.shape}, weight shape {w.shape})")
+    dtype = np.result_type(x, w)
+    x, w = x.astype(dtype, copy=False), w.astype(dtype, copy=False)
+    b = None
+    if bias is not None:
+        b = np.ascontiguousarray(bias, dtype=dtype)
+        if b.shape != (fn,):
+            raise ValueError(f"bias must have shape ({fn},), got {b.shape}")
+    n, _, h, wd = x.shape
+    oh, ow = V.out_size((h, wd), (kh, kw), stride, pad, what="kernel")
+    V.check_output_fits((n, fn, oh, ow), x.itemsize)
+    if _direct_conv(dtype, stride):
+        out = np.empty((n, fn, oh, ow), dtype=dtype)
+        if out.size:
+            _ext.conv2d(x, w, b, *pad, _threads(out.size), out)
+        return out
+    cols = unfold(x, (kh, kw), padding=pad, stride=stride)
+    out = np.matmul(w.reshape(fn, -1), cols)
+    if b is not None:
+        out += b[:, None]
+    return out.reshape(n, fn, oh, ow)
+
+
+def conv2d_weight_grad(x, grad_output, weight_shape, stride=1, padding=0):
+    """Gradient of :func:`conv2d`'s output with respect to its weight.
+
+    Parameters
+    ----------
+    x : array (N, C, H, W), the forward input
+    grad_output : array (N, FN, OH, OW)
+    weight_shape : (FN, C, KH, KW)
+
+    Returns
+    -------
+    array (FN, C, KH, KW): the sum over the batch, as ``torch.nn.grad.conv2d_weight``.
+    """
+    fn, c, kh, kw = (int(v) for v in weight_shape)
+    stride = V.positive_pair(stride, "stride")
+    pad = V.nonnegative_pair(padding, "padding")
+    x = V.float_array(x, "x", (4,), "4-D (N, C, H, W)")
+    d = V.float_array(grad_output, "grad_output", (4,), "4-D (N, FN, OH, OW)")
+    n, _, h, wd = x.shape
+    oh, ow = V.out_size((h, wd), (kh, kw), stride, pad, what="kernel")
+    if x.shape[1] != c or d.shape != (n, fn, oh, ow):
+        raise ValueError(f"grad_output must have shape {(n, fn, oh, ow)} and x {c} channels "
+                         f"for weight_shape {(fn, c, kh, kw)}; got grad_output {d.shape}, "
+                         f"x {x.shape}")
+    dtype = np.result_type(x, d)
+    x, d = x.astype(dtype, copy=False), d.astype(dtype, copy=False)
+    if _direct_conv(dtype, stride):
+        dw = np.empty((fn, c, kh, kw), dtype=dtype)
+        if dw.size:
+            _ext.conv2d_weight_grad(x, d, *pad, _threads(n * fn * oh * ow), dw)
+        return dw
+    cols = unfold(x, (kh, kw), padding=pad, stride=stride)          # (N, CKK, L)
+    dcol = d.reshape(n, fn, oh * ow)
+    dw = np.zeros((fn, c * kh * kw), dtype=dtype)
+    # One product per image: numpy's stacked matmul leaves BLAS for a slow
+    # loop when the second operand is transposed.
+    for i in range(n):
+        dw += dcol[i] @ cols[i].T
+    return dw.reshape(fn, c, kh, kw)
+
+
+def conv2d_input_grad(grad_output, weight, input_shape, stride=1, padding=0):
+    """Gradient of :func:`conv2d`'s output with respect to its input.
+
+    Parameters
+    ----------
+    grad_output : array (N, FN, OH, OW)
+    weight : array (FN, C, KH, KW)
+    input_shape : (N, C, H, W) of the forward input
+
+    Returns
+    -------
+    array (N, C, H, W), as ``torch.nn.grad.conv2d_input``. Input rows or
+    columns that no window reached (stride larger than the window) get 0.
+    """
+    w, stride, pad = _conv_args(weight, stride, padding)
+    n, c, h, wd = (int(v) for v in input_shape)
+    fn, wc, kh, kw = w.shape
+    oh, ow = V.out_size((h, wd), (kh, kw), stride, pad, what="kernel")
+    d = V.float_array(grad_output, "grad_output", (4,), "4-D (N, FN, OH, OW)")
+    if wc != c or d.shape != (n, fn, oh, ow):
+        raise ValueError(f"grad_output must have shape {(n, fn, oh, ow)} for weight "
+                         f"{w.shape} and input_shape {(n, c, h, wd)}; got {d.shape}")
+    dtype = np.result_type(d, w)
+    d, w = d.astype(dtype, copy=False), w.astype(dtype, copy=False)
+    # The input gradient is the full correlation of grad_output with the
+    # flipped filters, channels and filters swapped: the forward kernel again,
+    # with padding k-1-p, when the window covers the padding (p <= k-1).
+    # With fewer than 4 channels most of its 4-filter blocks would be padding.
+    if (_direct_conv(dtype, stride) and pad[0] <= kh - 1 and pad[1] <= kw - 1
+            and c >= 4):
+        flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+        dx = np.empty((n, c, h, wd), dtype=dtype)
+        if dx.size:
+            _ext.conv2d(d, flipped, None, kh - 1 - pad[0], kw - 1 - pad[1],
+                        _threads(dx.size), dx)
+        return dx
+    dcols = np.matmul(np.ascontiguousarray(w.reshape(fn, -1).T), d.reshape(n, fn, oh * ow))
+    return fold(dcols, (h, wd), (kh, kw), padding=pad, stride=stride)
 
 
 # --- optimiser step ----------------------------------------------------------------

@@ -1,0 +1,213 @@
+"""conv2d and its two gradients: the direct kernel (C backend, float32, stride 1)
+against brute-force loops, the NumPy backend, adjoint identities, PyTorch, both of
+its instruction-set builds, and every thread count."""
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import fastconv
+from fastconv import functional as F
+from fastconv.layers import Convolution
+import bruteforce as bf
+
+try:
+    from fastconv import _ext
+except ImportError:  # pragma: no cover - the NumPy-only install
+    _ext = None
+
+needs_direct = pytest.mark.skipif(_ext is None or not _ext.conv_available(),
+                                  reason="direct convolution not compiled in")
+
+TOL32 = dict(rtol=2e-4, atol=2e-5)
+
+CASES = [  # (n, c, h, w, fn, kh, kw, stride, pad)
+    (2, 3, 7, 6, 5, 3, 3, 1, 1),
+    (1, 1, 9, 9, 30, 5, 5, 1, 0),
+    (3, 4, 6, 8, 7, 3, 2, 1, (2, 1)),
+    (2, 5, 5, 5, 4, 1, 1, 1, 0),
+    (2, 2, 8, 7, 3, 3, 3, 2, 1),      # stride 2: the patch-matrix path
+    (1, 6, 4, 4, 9, 4, 4, 1, 3),      # padding beyond k-1 for the input gradient
+]
+
+
+def _data(case, dtype, seed=0):
+    n, c, h, w, fn, kh, kw, stride, pad = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    weight = rng.standard_normal((fn, c, kh, kw)).astype(dtype)
+    bias = rng.standard_normal(fn).astype(dtype)
+    return x, weight, bias, stride, pad
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES, ids=[str(c) for c in CASES])
+def test_conv2d_and_gradients_match_loops(backend, dtype, case):
+    x, weight, bias, stride, pad = _data(case, dtype)
+    tol = TOL32 if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    out = F.conv2d(x, weight, bias, stride, pad)
+    assert out.dtype == dtype and out.flags.c_contiguous
+    np.testing.assert_allclose(out, bf.conv2d(x, weight, bias, stride, pad), **tol)
+    # Gradients of <conv2d(x, w), d>: the loops' adjoints, written out.
+    d = np.random.default_rng(1).standard_normal(out.shape).astype(dtype)
+    dw = F.conv2d_weight_grad(x, d, weight.shape, stride, pad)
+    dx = F.conv2d_input_grad(d, weight, x.shape, stride, pad)
+    assert dw.shape == weight.shape and dx.shape == x.shape
+    assert dw.dtype == dtype and dx.dtype == dtype
+    cols = bf.im2col(x.astype(np.float64), *weight.shape[2:], stride, pad)
+    fn = weight.shape[0]
+    d_rows = d.astype(np.float64).transpose(0, 2, 3, 1).reshape(-1, fn)
+    np.testing.assert_allclose(dw, (d_rows.T @ cols).reshape(weight.shape), **tol)
+    dx_expected = bf.col2im(d_rows @ weight.reshape(fn, -1).astype(np.float64), x.shape,
+                            *weight.shape[2:], stride, pad)
+    np.testing.assert_allclose(dx, dx_expected, **tol)
+
+
+geometry = st.fixed_dictionaries({
+    "n": st.integers(1, 5), "c": st.integers(1, 9), "h": st.integers(1, 13),
+    "w": st.integers(1, 13), "fn": st.integers(1, 10), "kh": st.integers(1, 5),
+    "kw": st.integers(1, 5), "ph": st.integers(0, 3), "pw": st.integers(0, 3),
+    "seed": st.integers(0, 2**32 - 1),
+})
+
+
+@needs_direct
+@settings(max_examples=150, deadline=None)
+@given(geometry)
+def test_property_direct_kernel_agrees_with_numpy(g):
+    assume(g["h"] + 2 * g["ph"] >= g["kh"] and g["w"] + 2 * g["pw"] >= g["kw"])
+    rng = np.random.default_rng(g["seed"])
+    x = rng.standard_normal((g["n"], g["c"], g["h"], g["w"])).astype(np.float32)
+    weight = rng.standard_normal((g["fn"], g["c"], g["kh"], g["kw"])).astype(np.float32)
+    bias = rng.standard_normal(g["fn"]).astype(np.float32)
+    pad = (g["ph"], g["pw"])
+    results = {}
+    for backend in ("c", "numpy"):
+        with fastconv.use_backend(backend):
+            out = F.conv2d(x, weight, bias, 1, pad)
+            d = np.random.default_rng(g["seed"] + 1).standard_normal(out.shape).astype(np.float32)
+            results[backend] = (out, F.conv2d_weight_grad(x, d, weight.shape, 1, pad),
+                                F.conv2d_input_grad(d, weight, x.shape, 1, pad))
+    scale = max(1.0, np.sqrt(g["c"] * g["kh"] * g["kw"]))
+    for ours, theirs in zip(results["c"], results["numpy"]):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5 * scale * 10)
+    # Adjoint identities in float64: <conv(x), d> = <w, dW> + <b, sum d> = <x, dx> + <b, sum d>.
+    out, dw, dx = (a.astype(np.float64) for a in results["c"])
+    d = np.random.default_rng(g["seed"] + 1).standard_normal(out.shape).astype(np.float32)
+    lhs = np.vdot(out, d) - np.vdot(bias, d.sum(axis=(0, 2, 3)))
+    assert lhs == pytest.approx(np.vdot(weight, dw), rel=1e-3, abs=1e-2)
+    assert lhs == pytest.approx(np.vdot(x, dx), rel=1e-3, abs=1e-2)
+
+
+@needs_direct
+@pytest.mark.parametrize("baseline", [False, True], ids=["detected", "baseline"])
+def test_direct_kernel_bits_do_not_depend_on_threads(baseline):
+    # The layer shapes of DeepConvNet's second block, at a batch that leaves a
+    # partial chunk of images and a partial block of filters.
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((7, 16, 14, 14)).astype(np.float32)
+    weight = rng.standard_normal((30, 16, 3, 3)).astype(np.float32)
+    d = rng.standard_normal((7, 30, 14, 14)).astype(np.float32)
+    before = F.get_num_threads()
+    _ext.conv_force_baseline(baseline)
+    try:
+        results = []
+        for threads in (1, 2, 3):
+            F.set_num_threads(threads)
+            with fastconv.use_backend("c"):
+                results.append((F.conv2d(x, weight, None, 1, 1),
+                                F.conv2d_weight_grad(x, d, weight.shape, 1, 1),
+                                F.conv2d_input_grad(d, weight, x.shape, 1, 1)))
+        assert _ext.conv_isa() in (("baseline",) if baseline else ("avx2", "baseline"))
+    finally:
+        _ext.conv_force_baseline(False)
+        F.set_num_threads(before)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert a.tobytes() == b.tobytes()
+
+
+@needs_direct
+def test_both_instruction_set_builds_agree():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, 8, 11, 9)).astype(np.float32)
+    weight = rng.standard_normal((13, 8, 3, 3)).astype(np.float32)
+    d = rng.standard_normal((5, 13, 11, 9)).astype(np.float32)
+    runs = []
+    for baseline in (False, True):
+        _ext.conv_force_baseline(baseline)
+        try:
+            with fastconv.use_backend("c"):
+                runs.append((F.conv2d(x, weight, None, 1, 1),
+                             F.conv2d_weight_grad(x, d, weight.shape, 1, 1),
+                             F.conv2d_input_grad(d, weight, x.shape, 1, 1)))
+        finally:
+            _ext.conv_force_baseline(False)
+    for a, b in zip(*runs):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+@needs_direct
+@pytest.mark.parametrize("shape", [(100, 16, 28, 28, 16, 1), (100, 32, 14, 14, 32, 2),
+                                   (100, 1, 28, 28, 30, 0)],
+                         ids=["deep-conv2", "deep-conv4", "simple-conv1"])
+def test_layer_direct_path_matches_patch_matrix_path(shape):
+    n, c, h, w, fn, pad = shape
+    k = 5 if c == 1 else 3
+    rng = np.random.default_rng(5)
+    x = rng.random((n, c, h, w), dtype=np.float32)
+    weight = (rng.standard_normal((fn, c, k, k)) * 0.1).astype(np.float32)
+    bias = rng.standard_normal(fn).astype(np.float32)
+    direct, patches = Convolution(weight, bias, 1, pad), Convolution(weight, bias, 1, pad)
+    patches.DIRECT_MIN_PIXELS = 10**9
+    with fastconv.use_backend("c"):
+        y1, y2 = direct.forward(x), patches.forward(x)
+        assert direct._per_image == "direct" and patches._per_image != "direct"
+        g = rng.standard_normal(y1.shape).astype(np.float32)
+        dx1, dx2 = direct.backward(g), patches.backward(g)
+    np.testing.assert_allclose(y1, y2, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dx1, dx2, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(direct.dW, patches.dW, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(direct.db, patches.db, rtol=1e-5, atol=1e-3)
+
+
+def test_conv_against_torch(backend):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    for stride, pad in ((1, 1), (1, 2), (2, 1)):
+        x = rng.standard_normal((3, 6, 12, 10)).astype(np.float32)
+        weight = rng.standard_normal((8, 6, 3, 3)).astype(np.float32)
+        bias = rng.standard_normal(8).astype(np.float32)
+        tx, tw = torch.from_numpy(x), torch.from_numpy(weight)
+        expected = torch.nn.functional.conv2d(tx, tw, torch.from_numpy(bias), stride, pad)
+        out = F.conv2d(x, weight, bias, stride, pad)
+        np.testing.assert_allclose(out, expected.numpy(), **TOL32)
+        d = rng.standard_normal(out.shape).astype(np.float32)
+        td = torch.from_numpy(d)
+        np.testing.assert_allclose(
+            F.conv2d_weight_grad(x, d, weight.shape, stride, pad),
+            torch.nn.grad.conv2d_weight(tx, weight.shape, td, stride, pad).numpy(), **TOL32)
+        np.testing.assert_allclose(
+            F.conv2d_input_grad(d, weight, x.shape, stride, pad),
+            torch.nn.grad.conv2d_input(x.shape, tw, td, stride, pad).numpy(), **TOL32)
+
+
+def test_conv_errors():
+    x = np.zeros((2, 3, 5, 5), np.float32)
+    w = np.zeros((4, 3, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="x has 2 channels but weight expects 3"):
+        F.conv2d(x[:, :2], w)
+    with pytest.raises(ValueError, match=r"bias must have shape \(4,\), got \(3,\)"):
+        F.conv2d(x, w, np.zeros(3))
+    with pytest.raises(ValueError, match="weight must be a 4-D"):
+        F.conv2d(x, w[0])
+    with pytest.raises(ValueError, match="kernel 7x7 is larger than the padded input 5x5"):
+        F.conv2d(x, np.zeros((4, 3, 7, 7), np.float32))
+    with pytest.raises(ValueError, match="stride must be a positive integer"):
+        F.conv2d(x, w, stride=0)
+    with pytest.raises(ValueError, match=r"grad_output must have shape \(2, 4, 3, 3\)"):
+        F.conv2d_weight_grad(x, np.zeros((2, 4, 4, 4)), w.shape)
+    with pytest.raises(ValueError, match=r"grad_output must have shape \(2, 4, 3, 3\)"):
+        F.conv2d_input_grad(np.zeros((2, 4, 4, 4)), w, x.shape)
+    with pytest.raises(TypeError, match="x must be a real numeric array"):
+        F.conv2d(np.full((2, 3, 5, 5), "a"), w)
