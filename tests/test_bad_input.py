@@ -157,6 +157,19 @@ def with_nan(x, *index):
     return x
 
 
+def with_inf(x, *index):
+    x = x.copy()
+    x[index] = np.inf
+    return x
+
+
+def adam_nan(env):
+    p = np.zeros(3, np.float32)
+    env.state["p"] = p
+    fastconv.functional.adam_update(p, np.array([1, np.nan, 1], np.float32),
+                                    np.zeros(3, np.float32), np.zeros(3, np.float32), 0.1)
+
+
 def shape_is(shape, dtype=None):
     def check(result, env):
         assert np.shape(result) == shape
@@ -405,6 +418,35 @@ CASES = [
                                                             [[0, 0, 2, 2]]))),
     Case("fold output_size None", lambda e: fastconv.fold(np.zeros((1, 9, 16)), None, 3),
          Raises(TypeError, r"output_size must be an int or a pair of ints, got None")),
+    Case("conv2d NaN reaches only the outputs whose window holds it",
+         lambda e: fastconv.conv2d(with_nan(np.ones((1, 1, 5, 5), np.float32), 0, 0, 0, 0),
+                                   np.ones((2, 1, 3, 3), np.float32)),
+         Returns(lambda r, e: np.testing.assert_array_equal(
+             np.argwhere(np.isnan(r)), [[0, 0, 0, 0], [0, 1, 0, 0]]))),
+    Case("conv2d_weight_grad inf in x: inf only in the taps that read it",
+         lambda e: fastconv.conv2d_weight_grad(
+             with_inf(np.ones((1, 1, 5, 5), np.float32), 0, 0, 2, 4),
+             np.ones((1, 1, 3, 3), np.float32), (1, 1, 3, 3)),
+         Returns(lambda r, e: np.testing.assert_array_equal(
+             r[0, 0], [[9, 9, np.inf]] * 3))),
+    Case("conv2d_input_grad NaN in grad_output spreads to its window only",
+         lambda e: fastconv.conv2d_input_grad(
+             with_nan(np.zeros((1, 4, 6, 6), np.float32), 0, 1, 0, 0),
+             np.ones((4, 4, 3, 3), np.float32), (1, 4, 6, 6), padding=1),
+         Returns(lambda r, e: np.testing.assert_array_equal(
+             np.isnan(r[0, 0]), np.pad(np.ones((2, 2), bool), ((0, 4), (0, 4)))))),
+    Case("conv2d empty batch", lambda e: fastconv.conv2d(np.zeros((0, 3, 5, 5), np.float32),
+                                                         np.zeros((4, 3, 3, 3), np.float32)),
+         Returns(shape_is((0, 4, 3, 3), np.float32))),
+    Case("conv2d 2**40 x 2**40 output, no allocation",
+         lambda e: fastconv.conv2d(np.zeros((1, 1, 1, 1), np.float32),
+                                   np.zeros((1, 1, 1, 1), np.float32), padding=2**30),
+         Raises(ValueError, r"would need \d+ bytes|padding must be at most")),
+    Case("conv2d weight None", lambda e: fastconv.conv2d(np.zeros((1, 1, 3, 3)), None),
+         Raises(TypeError, r"weight must be a real numeric array, got dtype object")),
+    Case("adam_update NaN gradient poisons only its entry",
+         lambda e: (adam_nan(e), np.isnan(e.state["p"]))[1],
+         Returns(lambda r, e: np.testing.assert_array_equal(r, [False, True, False]))),
     Case("max_pool2d NaN wins its window (documented)",
          lambda e: fastconv.max_pool2d(with_nan(np.ones((1, 1, 4, 4)), 0, 0, 3, 2), 2,
                                        return_indices=True),

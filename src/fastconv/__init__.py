@@ -12,6 +12,9 @@ from .functional import (
     avg_pool2d,
     avg_pool2d_backward,
     col2im,
+    conv2d,
+    conv2d_input_grad,
+    conv2d_weight_grad,
     fold,
     get_backend,
     get_num_threads,
@@ -44,7 +47,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     # ops
-    "im2col", "col2im", "unfold", "fold",
+    "im2col", "col2im", "unfold", "fold", "conv2d", "conv2d_weight_grad", "conv2d_input_grad",
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
     # backends and threads
     "set_backend", "get_backend", "use_backend", "available_backends",

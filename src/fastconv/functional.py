@@ -507,12 +507,26 @@ def avg_pool2d_backward(dout, input_shape, kernel_size, stride=None, padding=0):
 
 # --- convolution ----------------------------------------------------------------
 
-def _direct_conv(dtype, stride):
+def _direct_conv(dtype, stride, image=None, fn=1, pad=(0, 0)):
     """True when the direct (patch-matrix-free) kernel serves this call: the C
     backend, float32, stride 1. Everything else goes through unfold/fold and a
-    matrix product, on either backend."""
-    return (_use_c() and dtype == np.float32 and tuple(stride) == (1, 1)
-            and _ext.conv_available())
+    matrix product, on either backend. ``image`` = (C, H, W) also bounds the
+    kernel's per-image scratch (the padded image and its output grid), which a
+    huge padding around a tiny image could otherwise blow up."""
+    if not (_use_c() and dtype == np.float32 and tuple(stride) == (1, 1)
+            and _ext.conv_available()):
+        return False
+    if image is not None:
+        c, h, w = image
+        padded = (h + 2 * pad[0]) * (w + 2 * pad[1])
+        if (c + fn + 4) * padded > _DIRECT_SCRATCH_LIMIT:
+            return False
+    return True
+
+
+# Values of scratch per image, beyond which the patch-matrix path (with its
+# own size checks) takes over; any real network's layers are far below it.
+_DIRECT_SCRATCH_LIMIT = 1 << 28
 
 
 def _conv_args(weight, stride, padding):
@@ -557,7 +571,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     n, _, h, wd = x.shape
     oh, ow = V.out_size((h, wd), (kh, kw), stride, pad, what="kernel")
     V.check_output_fits((n, fn, oh, ow), x.itemsize)
-    if _direct_conv(dtype, stride):
+    if _direct_conv(dtype, stride, x.shape[1:], fn, pad):
         out = np.empty((n, fn, oh, ow), dtype=dtype)
         if out.size:
             _ext.conv2d(x, w, b, *pad, _threads(out.size), out)
@@ -595,7 +609,11 @@ def conv2d_weight_grad(x, grad_output, weight_shape, stride=1, padding=0):
                          f"x {x.shape}")
     dtype = np.result_type(x, d)
     x, d = x.astype(dtype, copy=False), d.astype(dtype, copy=False)
-    if _direct_conv(dtype, stride):
+    # The direct kernel also multiplies the zeros of grad_output's padding
+    # columns by input pixels; 0 * inf is NaN, so inputs holding inf or NaN
+    # (whose sum is not finite, or overflows: then the fallback is merely
+    # slower) take the patch-matrix path, which has exactly the true terms.
+    if _direct_conv(dtype, stride, x.shape[1:], fn, pad) and np.isfinite(x.sum()):
         dw = np.empty((fn, c, kh, kw), dtype=dtype)
         if dw.size:
             _ext.conv2d_weight_grad(x, d, *pad, _threads(n * fn * oh * ow), dw)
@@ -638,8 +656,8 @@ def conv2d_input_grad(grad_output, weight, input_shape, stride=1, padding=0):
     # flipped filters, channels and filters swapped: the forward kernel again,
     # with padding k-1-p, when the window covers the padding (p <= k-1).
     # With fewer than 4 channels most of its 4-filter blocks would be padding.
-    if (_direct_conv(dtype, stride) and pad[0] <= kh - 1 and pad[1] <= kw - 1
-            and c >= 4):
+    if (_direct_conv(dtype, stride, (fn, oh, ow), c, (kh - 1 - pad[0], kw - 1 - pad[1]))
+            and pad[0] <= kh - 1 and pad[1] <= kw - 1 and c >= 4):
         flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
         dx = np.empty((n, c, h, wd), dtype=dtype)
         if dx.size:
