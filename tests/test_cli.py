@@ -553,3 +553,26 @@ def test_touch_memory_writes_and_frees():
     assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt > before
     assert isinstance(seconds, float) and seconds >= 0
     assert bench.touch_memory(0) >= 0
+
+
+def test_time_interleaved_bursts_and_callee_timing(monkeypatch):
+    from fastconv import bench
+    clock = [0.0]
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(bench.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+    costs = iter([5.0] + [7.0, 1.0, 2.0] * 2)  # warm-up, then two bursts of three
+
+    def local():
+        clock[0] += next(costs)
+
+    reported = iter([9.0, 8.0, 3.0, 4.0, 8.0, 5.0, 6.0])
+
+    def remote():  # takes 100 s of round trip but reports its own time
+        clock[0] += 100.0
+        return next(reported)
+    remote.timed_by_callee = True
+
+    medians = bench.time_interleaved({"local": local, "remote": remote}, repeats=2,
+                                     settle=0.5, burst=3)
+    # The first call of each burst is dropped: local keeps 1, 2, 1, 2; remote 3, 4, 5, 6.
+    assert medians == {"local": 1.5, "remote": 4.5}

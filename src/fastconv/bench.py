@@ -13,6 +13,7 @@ import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
@@ -48,7 +49,8 @@ def time_call(fn, repeats=7, warmup=1, min_time=0.0):
     return statistics.median(times)
 
 
-def time_interleaved(variants, repeats=7, warmup=1, fewer=None, warmup_time=0.0):
+def time_interleaved(variants, repeats=7, warmup=1, fewer=None, warmup_time=0.0, settle=0.0,
+                     burst=1):
     """Median wall time in seconds of each of several functions, timed in turns.
 
     ``variants`` maps a name to a function of no arguments. Each round calls
@@ -58,8 +60,14 @@ def time_interleaved(variants, repeats=7, warmup=1, fewer=None, warmup_time=0.0)
     rounds for slow variants (they take part in the first rounds only).
     Each variant is first called ``warmup`` times, and more until it has run
     for ``warmup_time`` seconds: the first large allocations of a process can
-    be 10x slower while the kernel assembles huge pages, which is no property
-    of the code under test (benchmarks/README.md).
+    be 10x slower while the VM backs fresh pages, which is no property of the
+    code under test (benchmarks/README.md). ``settle`` seconds of sleep before
+    each turn let the thread pools of the previous variant go idle; with
+    ``burst`` > 1 a turn is that many calls in a row, of which all but the
+    first are timed, so that steady state (not a wake-up) is measured. A
+    variant with the attribute ``timed_by_callee`` returns its own duration in
+    seconds (a step timed in another process), which replaces the wall time
+    of the call.
     """
     if repeats < 1:
         raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
@@ -74,9 +82,16 @@ def time_interleaved(variants, repeats=7, warmup=1, fewer=None, warmup_time=0.0)
         for name, fn in variants.items():
             if round_ >= fewer.get(name, repeats):
                 continue
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
+            if settle:
+                time.sleep(settle)
+            for call in range(burst):
+                t0 = time.perf_counter()
+                result = fn()
+                elapsed = time.perf_counter() - t0
+                if getattr(fn, "timed_by_callee", False):
+                    elapsed = result
+                if call or burst == 1:
+                    times[name].append(elapsed)
     return {name: statistics.median(v) for name, v in times.items()}
 
 
@@ -282,11 +297,17 @@ def _torch_model(torch, name):
 
 
 def bench_training(models=("SimpleConvNet", "DeepConvNet"), batch=100, repeats=7,
-                   threads=None, numpy_repeats=3, progress=None, warmup_time=0.3):
+                   threads=None, numpy_repeats=3, progress=None, warmup_time=0.3, settle=0.2):
     """Median milliseconds of one training step (forward, backward, Adam update).
 
     float32, batch ``batch`` of random 1x28x28 images. Rows hold ``c``,
     ``numpy`` and ``torch`` (None without PyTorch), all at ``threads``.
+
+    PyTorch runs in a child process of its own, with its default OpenMP
+    settings and no other thread pool beside it; its steps take turns with
+    ours, ``settle`` seconds apart, three steps a turn with the first untimed. In one process, numpy's OpenBLAS threads,
+    still spinning after our step, made PyTorch's DeepConvNet step 67-85 ms
+    instead of the 43-52 ms it takes alone (benchmarks/README.md).
     """
     from . import models as M
     from .optim import Adam
@@ -295,7 +316,6 @@ def bench_training(models=("SimpleConvNet", "DeepConvNet"), batch=100, repeats=7
     x = rng.random((batch, 1, 28, 28), dtype=np.float32)
     t = rng.integers(0, 10, batch)
     n_threads = threads or os.cpu_count() or 1
-    torch = _torch()
     previous_backend, previous_threads = F.get_backend(), F._num_threads
     rows = []
     try:
@@ -313,21 +333,19 @@ def bench_training(models=("SimpleConvNet", "DeepConvNet"), batch=100, repeats=7
             row = {"model": name, "batch": batch, "threads": n_threads}
             variants = {backend: _in_setting(backend, n_threads, step)
                         for backend in ("c", "numpy") if backend in F.available_backends()}
-            if torch is not None:
-                model = _torch_model(torch, name)
-                topt = torch.optim.Adam(model.parameters(), lr=1e-3)
-                loss_fn = torch.nn.CrossEntropyLoss()
-                tx, tt = torch.from_numpy(x), torch.from_numpy(t)
-
-                def tstep():
-                    topt.zero_grad()
-                    loss_fn(model(tx), tt).backward()
-                    topt.step()
-
-                variants["torch"] = tstep
-            with _torch_threads(torch, n_threads):
+            worker = _TorchStepWorker(name, batch, n_threads) if torch_available() else None
+            try:
+                if worker is not None:
+                    def torch_step(worker=worker):
+                        return worker.step()
+                    torch_step.timed_by_callee = True
+                    variants["torch"] = torch_step
                 medians = time_interleaved(variants, repeats, fewer={"numpy": numpy_repeats},
-                                           warmup_time=warmup_time)
+                                           warmup_time=warmup_time, settle=settle,
+                                           burst=1 if settle == 0 else 3)
+            finally:
+                if worker is not None:
+                    worker.close()
             for key in ("c", "numpy", "torch"):
                 row[key] = 1e3 * medians[key] if key in medians else None
             rows.append(row)
@@ -335,6 +353,69 @@ def bench_training(models=("SimpleConvNet", "DeepConvNet"), batch=100, repeats=7
         F.set_backend(previous_backend)
         F.set_num_threads(previous_threads)
     return rows
+
+
+def torch_available():
+    """Whether PyTorch can be imported, without importing it into this process."""
+    import importlib.util
+    return importlib.util.find_spec("torch") is not None
+
+
+class _TorchStepWorker:
+    """PyTorch's training step, timed in a child process: ``step()`` runs one
+    there and returns the duration the child measured, without the round trip."""
+
+    def __init__(self, name, batch, threads):
+        env = dict(os.environ)
+        if F._WAIT_POLICY_SET_HERE:
+            env.pop("OMP_WAIT_POLICY", None)  # PyTorch's own default, not ours
+        code = ("import sys, torch; from fastconv.bench import _torch_worker_main; "
+                "_torch_worker_main(sys.argv[1:])")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code, name, str(batch), str(threads)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        if self.proc.stdout.readline().strip() != "ready":
+            self.close()
+            raise RuntimeError(f"the PyTorch benchmark process for {name} did not start")
+
+    def step(self):
+        self.proc.stdin.write("1\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the PyTorch benchmark process ended early")
+        return float(line)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _torch_worker_main(argv):
+    """The child of _TorchStepWorker: one line "ready", then one step per
+    line read, answering each with its duration in seconds."""
+    import torch
+    name, batch, threads = argv[0], int(argv[1]), int(argv[2])
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.random((batch, 1, 28, 28), dtype=np.float32))
+    t = torch.from_numpy(rng.integers(0, 10, batch))
+    model = _torch_model(torch, name)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    print("ready", flush=True)
+    for line in sys.stdin:
+        for _ in range(int(line)):
+            t0 = time.perf_counter()
+            opt.zero_grad()
+            loss_fn(model(x), t).backward()
+            opt.step()
+            print(repr(time.perf_counter() - t0), flush=True)
 
 
 def format_training_table(rows):
@@ -396,7 +477,7 @@ def run(args):
         batch = 8 if args.quick else 100
         rows = bench_training(batch=batch, repeats=args.repeats, threads=args.threads,
                               numpy_repeats=min(args.repeats, 3), progress=progress,
-                              warmup_time=warmup_time)
+                              warmup_time=warmup_time, settle=0.0 if args.quick else 0.2)
         print(f"\nTraining step (forward, backward, Adam), float32: median milliseconds, "
               f"{rows[0]['threads']} threads\n")
         print(format_training_table(rows))

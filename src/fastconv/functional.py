@@ -22,6 +22,7 @@ from . import reference as _ref
 # training step took 225 ms that way and 108 ms with passive waiting (2 threads,
 # benchmarks/README.md). libgomp reads this once, when it is loaded with _ext;
 # a value the user set wins.
+_WAIT_POLICY_SET_HERE = "OMP_WAIT_POLICY" not in os.environ
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:
