@@ -559,7 +559,6 @@ def test_time_interleaved_bursts_and_callee_timing(monkeypatch):
     from fastconv import bench
     clock = [0.0]
     monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
-    monkeypatch.setattr(bench.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
     costs = iter([5.0] + [7.0, 1.0, 2.0] * 2)  # warm-up, then two bursts of three
 
     def local():
@@ -572,7 +571,6 @@ def test_time_interleaved_bursts_and_callee_timing(monkeypatch):
         return next(reported)
     remote.timed_by_callee = True
 
-    medians = bench.time_interleaved({"local": local, "remote": remote}, repeats=2,
-                                     settle=0.5, burst=3)
+    medians = bench.time_interleaved({"local": local, "remote": remote}, repeats=2, burst=3)
     # The first call of each burst is dropped: local keeps 1, 2, 1, 2; remote 3, 4, 5, 6.
     assert medians == {"local": 1.5, "remote": 4.5}

@@ -49,8 +49,7 @@ def time_call(fn, repeats=7, warmup=1, min_time=0.0):
     return statistics.median(times)
 
 
-def time_interleaved(variants, repeats=7, warmup=1, fewer=None, warmup_time=0.0, settle=0.0,
-                     burst=1):
+def time_interleaved(variants, repeats=7, warmup=1, fewer=None, warmup_time=0.0, burst=1):
     """Median wall time in seconds of each of several functions, timed in turns.
 
     ``variants`` maps a name to a function of no arguments. Each round calls
@@ -61,10 +60,9 @@ def time_interleaved(variants, repeats=7, warmup=1, fewer=None, warmup_time=0.0,
     Each variant is first called ``warmup`` times, and more until it has run
     for ``warmup_time`` seconds: the first large allocations of a process can
     be 10x slower while the VM backs fresh pages, which is no property of the
-    code under test (benchmarks/README.md). ``settle`` seconds of sleep before
-    each turn let the thread pools of the previous variant go idle; with
-    ``burst`` > 1 a turn is that many calls in a row, of which all but the
-    first are timed, so that steady state (not a wake-up) is measured. A
+    code under test (benchmarks/README.md). With ``burst`` > 1 a turn is that
+    many calls in a row, of which all but the first are timed, so that steady
+    state (not the wake-up of thread pools) is measured. A
     variant with the attribute ``timed_by_callee`` returns its own duration in
     seconds (a step timed in another process), which replaces the wall time
     of the call.
@@ -82,8 +80,6 @@ def time_interleaved(variants, repeats=7, warmup=1, fewer=None, warmup_time=0.0,
         for name, fn in variants.items():
             if round_ >= fewer.get(name, repeats):
                 continue
-            if settle:
-                time.sleep(settle)
             for call in range(burst):
                 t0 = time.perf_counter()
                 result = fn()
@@ -297,17 +293,19 @@ def _torch_model(torch, name):
 
 
 def bench_training(models=("SimpleConvNet", "DeepConvNet"), batch=100, repeats=7,
-                   threads=None, numpy_repeats=3, progress=None, warmup_time=0.3, settle=0.2):
+                   threads=None, numpy_repeats=3, progress=None, warmup_time=0.3, burst=4):
     """Median milliseconds of one training step (forward, backward, Adam update).
 
     float32, batch ``batch`` of random 1x28x28 images. Rows hold ``c``,
     ``numpy`` and ``torch`` (None without PyTorch), all at ``threads``.
 
     PyTorch runs in a child process of its own, with its default OpenMP
-    settings and no other thread pool beside it; its steps take turns with
-    ours, ``settle`` seconds apart, three steps a turn with the first untimed. In one process, numpy's OpenBLAS threads,
-    still spinning after our step, made PyTorch's DeepConvNet step 67-85 ms
-    instead of the 43-52 ms it takes alone (benchmarks/README.md).
+    settings and no other thread pool beside it. The variants take turns of
+    ``burst`` steps in a row, the first of each turn untimed: a turn's first
+    step pays for waking the thread pools (on this VM a step right after
+    0.2 s of idling took 3x as long), and in one process numpy's OpenBLAS
+    threads, still spinning after our step, made PyTorch's DeepConvNet step
+    67-85 ms instead of the 43-52 ms it takes alone (benchmarks/README.md).
     """
     from . import models as M
     from .optim import Adam
@@ -341,8 +339,7 @@ def bench_training(models=("SimpleConvNet", "DeepConvNet"), batch=100, repeats=7
                     torch_step.timed_by_callee = True
                     variants["torch"] = torch_step
                 medians = time_interleaved(variants, repeats, fewer={"numpy": numpy_repeats},
-                                           warmup_time=warmup_time, settle=settle,
-                                           burst=1 if settle == 0 else 3)
+                                           warmup_time=warmup_time, burst=burst)
             finally:
                 if worker is not None:
                     worker.close()
@@ -477,7 +474,7 @@ def run(args):
         batch = 8 if args.quick else 100
         rows = bench_training(batch=batch, repeats=args.repeats, threads=args.threads,
                               numpy_repeats=min(args.repeats, 3), progress=progress,
-                              warmup_time=warmup_time, settle=0.0 if args.quick else 0.2)
+                              warmup_time=warmup_time, burst=1 if args.quick else 4)
         print(f"\nTraining step (forward, backward, Adam), float32: median milliseconds, "
               f"{rows[0]['threads']} threads\n")
         print(format_training_table(rows))
