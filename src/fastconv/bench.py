@@ -456,7 +456,9 @@ def run(args):
           f"torch {env['torch'] or 'not installed'}", flush=True)
     progress = lambda s: print(f"  timing {s}", file=sys.stderr, flush=True)  # noqa: E731
     result = {"environment": env, "dtype": args.dtype}
-    warmup_time = 0.0 if args.quick else 0.1
+    # Long enough for the first calls, which back fresh pages on this VM
+    # (one 151 MB im2col took 170 ms instead of 18 for its first few calls).
+    warmup_time = 0.0 if args.quick else 0.5
     if not args.quick:
         # The largest case keeps about four result-sized arrays alive, and the
         # NumPy backend makes temporaries of a few more.
