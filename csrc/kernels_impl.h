@@ -27,6 +27,17 @@ FC_INLINE T *FC_NAME(im2col_inside)(const T *start, fc_int c, fc_int hw, fc_int 
   return dst;
 }
 
+/* The same for literal window sizes, one kernel row at a time: a memcpy of a
+ * constant 12 or 20 bytes compiles to two or three moves, where the loop
+ * above stays one scalar load and store per value (100x1x28x28 5x5, 1
+ * thread: 0.64 ms before). */
+FC_INLINE T *FC_NAME(im2col_inside_rows)(const T *start, fc_int c, fc_int hw, fc_int w,
+                                         fc_int kh, fc_int kw, T *dst) {
+  for (fc_int ci = 0; ci < c; ci++, start += hw)
+    for (fc_int i = 0; i < kh; i++, dst += kw) memcpy(dst, start + i * w, (size_t)kw * sizeof(T));
+  return dst;
+}
+
 /* Rows (n, oh) of the book's layout: each writes out_w consecutive rows of
  * c*kernel_h*kernel_w columns, so threads write contiguous, disjoint memory. */
 static void FC_NAME(im2col_rows)(const T *x, fc_int n_oh, fc_int c, fc_int h, fc_int w,
@@ -44,9 +55,9 @@ static void FC_NAME(im2col_rows)(const T *x, fc_int n_oh, fc_int c, fc_int h, fc
     if (h_inside && w_inside) {
       const T *start = image + ih0 * w + iw0;
       if (kh == 3 && kw == 3)
-        dst = FC_NAME(im2col_inside)(start, c, h * w, w, 3, 3, dst);
+        dst = FC_NAME(im2col_inside_rows)(start, c, h * w, w, 3, 3, dst);
       else if (kh == 5 && kw == 5)
-        dst = FC_NAME(im2col_inside)(start, c, h * w, w, 5, 5, dst);
+        dst = FC_NAME(im2col_inside_rows)(start, c, h * w, w, 5, 5, dst);
       else
         dst = FC_NAME(im2col_inside)(start, c, h * w, w, kh, kw, dst);
       continue;
