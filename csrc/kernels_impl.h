@@ -96,6 +96,20 @@ FC_INLINE void FC_NAME(col2im_inside)(const T *src, fc_int c, fc_int hw, fc_int 
       for (fc_int j = 0; j < kw; j++) start[i * w + j] += *src++;
 }
 
+/* The same with the no-overlap promise, which lets gcc add a 5-wide window
+ * row as a vector and a scalar: 100x1x28x28 5x5 took 0.36 ms at 2 threads
+ * against 0.45. On 3x3 windows the vector form was slower (64x64x32x32, 1
+ * thread: 42 against 37 ms), so those keep the loop above. */
+FC_INLINE void FC_NAME(col2im_inside_rows)(const T *FC_RESTRICT src, fc_int c, fc_int hw,
+                                           fc_int w, fc_int kh, fc_int kw,
+                                           T *FC_RESTRICT start) {
+  for (fc_int ci = 0; ci < c; ci++, start += hw)
+    for (fc_int i = 0; i < kh; i++, src += kw) {
+      T *FC_RESTRICT row = start + i * w;
+      for (fc_int j = 0; j < kw; j++) row[j] += src[j];
+    }
+}
+
 /* Adds image n's rows of col into channels [c0, c1) of dx[n]; zeroes them first.
  * Reading col row by row keeps the large operand streaming while the small image
  * plane it scatters into stays in cache. */
@@ -116,7 +130,7 @@ static void FC_NAME(col2im_image)(const T *col, fc_int n, fc_int c0, fc_int c1, 
         if (kh == 3 && kw == 3)
           FC_NAME(col2im_inside)(src, c1 - c0, h * w, w, 3, 3, start);
         else if (kh == 5 && kw == 5)
-          FC_NAME(col2im_inside)(src, c1 - c0, h * w, w, 5, 5, start);
+          FC_NAME(col2im_inside_rows)(src, c1 - c0, h * w, w, 5, 5, start);
         else
           FC_NAME(col2im_inside)(src, c1 - c0, h * w, w, kh, kw, start);
         continue;
