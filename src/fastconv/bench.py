@@ -200,8 +200,11 @@ def bench_kernels(cases=KERNEL_CASES, dtype=np.float32, repeats=7, threads=None,
                     variants["numpy"] = _in_setting("numpy", all_threads, fn)
                     if tfn is not None:
                         variants["torch"] = tfn
+                    # At least 5 warm-up calls: the first calls on a case's
+                    # fresh 151 MB took 160-184 ms instead of 16 (benchmarks/README.md).
                     medians = time_interleaved(variants, repeats,
                                                fewer={"numpy": numpy_repeats},
+                                               warmup=5 if warmup_time else 1,
                                                warmup_time=warmup_time)
                     for key in ("copy", "c_1t", "c_nt", "numpy", "torch"):
                         row[key] = 1e3 * medians[key] if key in medians else None
