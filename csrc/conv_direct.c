@@ -197,44 +197,51 @@ static void fc_weight_grad_chunk(const float *x, const float *dout, fc_int n0, f
 }
 
 /* Images go in fixed chunks of FC_WG_CHUNK, whatever the thread count; each
- * chunk's partial gradient is summed into dw in chunk order, so every thread
+ * chunk's partial gradient is added into dw in chunk order, so every thread
  * count gives the same bits. A chunk's padded images stay in cache while all
- * filters and channels are done with them. */
+ * filters and channels are done with them. The chunks are done FC_WG_WAVE at
+ * a time, which bounds the partials' memory however large the batch. */
 #define FC_WG_CHUNK 4
+#define FC_WG_WAVE 64
 
 int fc_conv2d_weight_grad_f32(const float *x, const float *dout, fc_int n, fc_int c, fc_int h,
                               fc_int w, fc_int fn, fc_int kh, fc_int kw, fc_int ph, fc_int pw,
                               int nthreads, float *dw) {
   const fc_geom g = fc_geometry(c, h, w, fn, kh, kw, ph, pw);
   const fc_int size = fn * c * kh * kw, chunks = (n + FC_WG_CHUNK - 1) / FC_WG_CHUNK;
-  float *parts = (float *)malloc((size_t)(chunks * size) * sizeof(float));
+  const fc_int wave = chunks < FC_WG_WAVE ? chunks : FC_WG_WAVE;
+  float *parts = (float *)malloc((size_t)(wave * size) * sizeof(float));
   if (!parts) return -1;
   const int avx2 = fc_use_avx2();
   int failed = 0;
-#define FC_WG_CHUNK_CALL(ch)                                                                \
+  for (fc_int k = 0; k < size; k++) dw[k] = 0.0f;
+#define FC_WG_CHUNK_CALL(ch, slot)                                                          \
   fc_weight_grad_chunk(x, dout, (ch) * FC_WG_CHUNK,                                         \
                        n - (ch) * FC_WG_CHUNK < FC_WG_CHUNK ? n - (ch) * FC_WG_CHUNK        \
                                                             : FC_WG_CHUNK,                  \
-                       c, h, w, fn, kh, kw, ph, pw, &g, avx2, parts + (ch) * size, &failed)
-#define FC_WG_SUM(k)                                                      \
-  do {                                                                    \
-    float s_ = 0.0f;                                                      \
-    for (fc_int ch = 0; ch < chunks; ch++) s_ += parts[ch * size + (k)]; \
-    dw[k] = s_;                                                           \
+                       c, h, w, fn, kh, kw, ph, pw, &g, avx2, parts + (slot) * size, &failed)
+#define FC_WG_SUM(k, count)                                                      \
+  do {                                                                           \
+    float s_ = dw[k];                                                            \
+    for (fc_int j_ = 0; j_ < (count); j_++) s_ += parts[j_ * size + (k)];        \
+    dw[k] = s_;                                                                  \
   } while (0)
-  if (nthreads > 1) {
+  for (fc_int first = 0; first < chunks; first += wave) {
+    const fc_int count = chunks - first < wave ? chunks - first : wave;
+    if (nthreads > 1) {
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nthreads)
-    {
+      {
 #pragma omp for schedule(static)
-      for (fc_int ch = 0; ch < chunks; ch++) FC_WG_CHUNK_CALL(ch);
+        for (fc_int j = 0; j < count; j++) FC_WG_CHUNK_CALL(first + j, j);
 #pragma omp for schedule(static)
-      for (fc_int k = 0; k < size; k++) FC_WG_SUM(k);
-    }
+        for (fc_int k = 0; k < size; k++) FC_WG_SUM(k, count);
+      }
 #endif
-  } else {
-    for (fc_int ch = 0; ch < chunks; ch++) FC_WG_CHUNK_CALL(ch);
-    for (fc_int k = 0; k < size; k++) FC_WG_SUM(k);
+    } else {
+      for (fc_int j = 0; j < count; j++) FC_WG_CHUNK_CALL(first + j, j);
+      for (fc_int k = 0; k < size; k++) FC_WG_SUM(k, count);
+    }
   }
 #undef FC_WG_CHUNK_CALL
 #undef FC_WG_SUM

@@ -211,3 +211,25 @@ def test_conv_errors():
         F.conv2d_input_grad(np.zeros((2, 4, 4, 4)), w, x.shape)
     with pytest.raises(TypeError, match="x must be a real numeric array"):
         F.conv2d(np.full((2, 3, 5, 5), "a"), w)
+
+
+@needs_direct
+def test_weight_grad_of_a_large_batch_matches_numpy_at_every_thread_count():
+    # 300 images are 75 chunks of 4, more than the 64 the kernel keeps partial
+    # sums for at once: the second wave must add onto the first, in order.
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((300, 3, 12, 12)).astype(np.float32)
+    d = rng.standard_normal((300, 5, 12, 12)).astype(np.float32)
+    before = F.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2, 3):
+            F.set_num_threads(threads)
+            with fastconv.use_backend("c"):
+                results.append(F.conv2d_weight_grad(x, d, (5, 3, 3, 3), 1, 1))
+    finally:
+        F.set_num_threads(before)
+    assert all(r.tobytes() == results[0].tobytes() for r in results)
+    with fastconv.use_backend("numpy"):
+        expected = F.conv2d_weight_grad(x, d, (5, 3, 3, 3), 1, 1)
+    np.testing.assert_allclose(results[0], expected, rtol=1e-4, atol=1e-3)
