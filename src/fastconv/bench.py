@@ -21,7 +21,7 @@ import numpy as np
 
 from . import functional as F
 
-__all__ = ["KERNEL_CASES", "time_call", "time_interleaved", "bench_kernels", "bench_training",
+__all__ = ["KERNEL_CASES", "time_interleaved", "bench_kernels", "bench_training",
            "format_table", "format_training_table", "main", "touch_memory"]
 
 # (label, x shape, kernel, stride, pad): the shapes of the book's SimpleConvNet
@@ -32,21 +32,6 @@ KERNEL_CASES = [
     ("conv 3x3 pad 1", (64, 64, 32, 32), 3, 1, 1),
     ("pool 2x2 stride 2", (100, 30, 24, 24), 2, 2, 0),
 ]
-
-
-def time_call(fn, repeats=7, warmup=1, min_time=0.0):
-    """Median wall time of ``fn()`` in seconds, over at least ``repeats`` runs."""
-    if repeats < 1:
-        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
-    for _ in range(warmup):
-        fn()
-    times = []
-    start = time.perf_counter()
-    while len(times) < repeats or time.perf_counter() - start < min_time:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def time_interleaved(variants, repeats=7, warmup=1, fewer=None, warmup_time=0.0, burst=1):
