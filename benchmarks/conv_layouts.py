@@ -4,9 +4,9 @@
 
 For each layer shape of SimpleConvNet and DeepConvNet (batch 100, float32),
 times the layer three ways: one product per image on the unfold layout, the
-book's single product, and the direct kernel (no patch matrix), by forcing
-``PER_IMAGE_MIN_PIXELS`` and ``DIRECT_MIN_PIXELS``; alternating them so all
-see the same machine load. Prints medians.
+book's single product, and the direct kernel (no patch matrix), each forced
+with ``fastconv.functional.use_conv_plan``; alternating them so all see the
+same machine load. Prints medians.
 """
 import argparse
 import statistics
@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 import fastconv
+from fastconv import functional as F
 from fastconv.layers import Convolution
 
 SHAPES = [  # (N, C, H, FN, kernel, pad): the conv layers of the two nets
@@ -37,24 +38,21 @@ def main():
     for n, c, h, fn, k, pad in SHAPES:
         x = rng.random((n, c, h, h), dtype=np.float32)
         W = (rng.standard_normal((fn, c, k, k)) * 0.1).astype(np.float32)
-        layers = {}
-        for name, threshold, direct in (("per-image", 0, 10**9), ("book", 10**9, 10**9),
-                                        ("direct", 0, 0)):
-            layer = Convolution(W, np.zeros(fn, np.float32), 1, pad)
-            layer.PER_IMAGE_MIN_PIXELS, layer.DIRECT_MIN_PIXELS = threshold, direct
-            layers[name] = layer
-        g = rng.random(layers["book"].forward(x).shape, dtype=np.float32)
+        layers = {name: Convolution(W, np.zeros(fn, np.float32), 1, pad)
+                  for name in ("per_image", "rows", "direct")}
+        g = rng.random(layers["rows"].forward(x).shape, dtype=np.float32)
         times = {name: [] for name in layers}
         for _ in range(args.rounds + 1):
             for name, layer in layers.items():
                 t0 = time.perf_counter()
-                layer.forward(x)
+                with F.use_conv_plan(name):
+                    layer.forward(x)
                 layer.backward(g)
                 times[name].append(time.perf_counter() - t0)
         med = {name: 1e3 * statistics.median(v[1:]) for name, v in times.items()}
         oh = h + 2 * pad - k + 1
-        print(f"{(n, c, h, fn, k, pad)} | {med['per-image']:.1f} | {med['book']:.1f} | {med['direct']:.1f} | "
-              f"{oh * oh}")
+        print(f"{(n, c, h, fn, k, pad)} | {med['per_image']:.1f} | {med['rows']:.1f} | "
+              f"{med['direct']:.1f} | {oh * oh}")
 
 
 if __name__ == "__main__":

@@ -6,14 +6,9 @@
  * On x86 the kernels are compiled twice, for the x86-64 baseline and for
  * AVX2+FMA, and the faster one is picked at run time, so one wheel runs
  * everywhere and still uses the wide units where they exist. */
-#include "fastconv.h"
+#include "common.h"
 
 #include <stdlib.h>
-#include <string.h>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #if defined(__GNUC__) || defined(__clang__)
 #define FC_HAVE_DIRECT 1
@@ -70,8 +65,8 @@ static fc_geom fc_geometry(fc_int c, fc_int h, fc_int w, fc_int fn, fc_int kh, f
   fc_geom g;
   g.hp = h + 2 * ph;
   g.wp = w + 2 * pw;
-  g.oh = g.hp - kh + 1;
-  g.ow = g.wp - kw + 1;
+  g.oh = fc_out_size(h, kh, 1, ph, 1);
+  g.ow = fc_out_size(w, kw, 1, pw, 1);
   g.plane = g.hp * g.wp;
   g.qpad = FC_ROUND_UP(g.oh * g.wp, 24);
   /* Positions past the last output row and the 3-wide tap blocks of the
@@ -142,8 +137,10 @@ int fc_conv2d_f32(const float *x, fc_int n, fc_int c, fc_int h, fc_int w, const 
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nthreads)
 #endif
-    for (fc_int ni = 0; ni < n; ni++)
+    for (fc_int ni = 0; ni < n; ni++) {
+      if (ni == 0) fc_note_team();
       fc_conv_image(x, ni, c, h, w, wpack, bias, fn, kh, kw, ph, pw, &g, avx2, out, &failed);
+    }
   } else {
     for (fc_int ni = 0; ni < n; ni++)
       fc_conv_image(x, ni, c, h, w, wpack, bias, fn, kh, kw, ph, pw, &g, avx2, out, &failed);
@@ -232,6 +229,8 @@ int fc_conv2d_weight_grad_f32(const float *x, const float *dout, fc_int n, fc_in
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nthreads)
       {
+#pragma omp master
+        fc_note_team();
 #pragma omp for schedule(static)
         for (fc_int j = 0; j < count; j++) FC_WG_CHUNK_CALL(first + j, j);
 #pragma omp for schedule(static)

@@ -61,8 +61,7 @@ def run_cli(argv):
     port, and the process-wide backend and thread count are restored after.
     """
     out, err = io.StringIO(), io.StringIO()
-    backend, threads = F.get_backend(), F._num_threads
-    try:
+    with F.use_backend(F.get_backend()), F.use_num_threads(None):
         with mock.patch.object(datasets, "MIRRORS", (_closed_port_url(),)), \
                 mock.patch.object(datasets, "DOWNLOAD_TIMEOUT", 5.0), \
                 contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -70,9 +69,6 @@ def run_cli(argv):
                 status = cli.main([str(a) for a in argv])
             except SystemExit as exc:  # argparse errors and --help
                 status = exc.code
-    finally:
-        F.set_backend(backend)
-        F.set_num_threads(threads)
     return status, out.getvalue(), err.getvalue()
 
 

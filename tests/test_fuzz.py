@@ -47,7 +47,15 @@ from hypothesis import HealthCheck, assume, event, given, note, settings
 from hypothesis import strategies as st
 
 import fastconv
-from fastconv import _validate as V
+from fastconv import _validate
+from fastconv._geometry import pair
+
+
+class V:
+    """The argument checks functional applies, as the harness needs them."""
+    positive_pair = staticmethod(lambda value, name: pair(value, name, 1))
+    nonnegative_pair = staticmethod(lambda value, name: pair(value, name, 0))
+    shape4 = staticmethod(_validate.shape4)
 
 EXAMPLES = int(os.environ.get("FASTCONV_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, print_blob=True,

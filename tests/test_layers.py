@@ -47,12 +47,11 @@ def away_from_zero(shape, rng):
 
 # --- gradients -------------------------------------------------------------------
 
-@pytest.fixture(params=["per_image", "book"])
-def conv_layout(request, monkeypatch):
-    """Run a Convolution test on both of the layer's layouts."""
-    threshold = 0 if request.param == "per_image" else 10**9
-    monkeypatch.setattr(Convolution, "PER_IMAGE_MIN_PIXELS", threshold)
-    return request.param
+@pytest.fixture(params=["per_image", "rows"])
+def conv_layout(request):
+    """Run a Convolution test on both patch-matrix layouts."""
+    with F.use_conv_plan(request.param):
+        yield request.param
 
 
 @pytest.mark.parametrize("n,c,h,w,fn,fh,fw,stride,pad", [
@@ -193,10 +192,9 @@ def test_convolution_forward_matches_loops(case):
     W, b = rng.standard_normal((fn, c, f, f)), rng.standard_normal(fn)
     x = rng.standard_normal((n, c, h, w))
     for name in F.available_backends():
-        for threshold in (0, 10**9):  # both layouts of the layer
+        for plan in ("per_image", "rows"):  # both patch-matrix layouts
             layer = Convolution(W, b, stride, pad)
-            layer.PER_IMAGE_MIN_PIXELS = threshold
-            with F.use_backend(name):
+            with F.use_backend(name), F.use_conv_plan(plan):
                 out = layer.forward(x)
             np.testing.assert_allclose(out, conv_loops(x, W, b, stride, pad),
                                        rtol=1e-12, atol=1e-12)
@@ -212,10 +210,10 @@ def test_convolution_backward_is_the_adjoint(case):
     rng = np.random.default_rng(seed)
     W = rng.standard_normal((fn, c, f, f))
     x = rng.standard_normal((n, c, h, w))
-    for threshold in (0, 10**9):  # both layouts of the layer
+    for plan in ("per_image", "rows"):  # both patch-matrix layouts
         layer = Convolution(W, np.zeros(fn), stride, pad)
-        layer.PER_IMAGE_MIN_PIXELS = threshold
-        out = layer.forward(x)
+        with F.use_conv_plan(plan):
+            out = layer.forward(x)
         g = np.random.default_rng(seed + 1).standard_normal(out.shape)
         dx = layer.backward(g)
         total = np.sum(out * g)

@@ -242,7 +242,7 @@ def test_bad_specs_are_refused():
         Net((1, 4, 4), [{"type": "convolution", "filter_num": 1, "filter_size": 3}])
     with pytest.raises(ValueError, match="unknown keys"):
         Net((1, 4, 4), [{"type": "conv", "filter_num": 1, "filtersize": 3}])
-    with pytest.raises(ValueError, match="output 0x0"):
+    with pytest.raises(ValueError, match="too small for this architecture"):
         Net((1, 4, 4), [{"type": "conv", "filter_num": 1, "filter_size": 5}])
     with pytest.raises(TypeError, match="dtype"):
         SimpleConvNet(dtype=np.int32)

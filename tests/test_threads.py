@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import fastconv
+from fastconv._runtime import force_parallel_split
 
 pytestmark = pytest.mark.skipif("c" not in fastconv.available_backends(),
                                 reason="compiled extension not built")
@@ -17,11 +18,9 @@ pytestmark = pytest.mark.skipif("c" not in fastconv.available_backends(),
 
 @pytest.fixture
 def c_backend(monkeypatch):
-    # Small test arrays would otherwise run on one thread (see _GRAIN).
-    monkeypatch.setattr(fastconv.functional, "_GRAIN", 1)
-    with fastconv.use_backend("c"):
+    # Small test arrays would otherwise run on one thread (see _runtime._GRAIN).
+    with force_parallel_split(), fastconv.use_backend("c"), fastconv.use_num_threads(None):
         yield
-    fastconv.set_num_threads(None)
 
 
 def test_extension_was_built_with_openmp():

@@ -6,17 +6,7 @@ NumPy backend gives the same results (``set_backend("numpy")``). Plots
 (:mod:`fastconv.viz`), the command line and the benchmarks are imported only
 when used, so ``import fastconv`` stays light.
 """
-import os as _os
-
-# OpenBLAS's idle worker threads spin for about 2**28 cycles after each
-# product before they sleep; in a training step that is always, and a
-# spinning worker takes a core from fastconv's OpenMP kernels in between.
-# Sleeping after 2**4 cycles made DeepConvNet's step 48 ms instead of 68
-# (2 threads, benchmarks/README.md). OpenBLAS reads this when numpy loads
-# it, so it only helps where fastconv is imported before numpy (as the
-# command line does); a value the user set wins.
-_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-
+from . import _runtime  # noqa: F401  (environment defaults, before numpy loads)
 from .datasets import load_mnist
 from .functional import (
     available_backends,
@@ -37,6 +27,7 @@ from .functional import (
     set_num_threads,
     unfold,
     use_backend,
+    use_num_threads,
 )
 from .gradcheck import gradient_check, numerical_gradient
 from .layers import (
@@ -62,7 +53,7 @@ __all__ = [
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
     # backends and threads
     "set_backend", "get_backend", "use_backend", "available_backends",
-    "set_num_threads", "get_num_threads", "openmp_enabled",
+    "set_num_threads", "get_num_threads", "use_num_threads", "openmp_enabled",
     # layers
     "Convolution", "Pooling", "Relu", "Sigmoid", "Affine", "SoftmaxWithLoss", "Dropout",
     "BatchNormalization", "LRN",

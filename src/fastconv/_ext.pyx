@@ -1,10 +1,13 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False
 """Cython bindings of the C kernels in csrc/.
 
 Thin by design: no validation happens here (fastconv.functional does it all
 before calling). Each function takes C-contiguous inputs, a preallocated
 output of the same float type, and a thread count, and releases the GIL
-around the kernel so that other Python threads keep running.
+around the kernel so that other Python threads keep running. Window
+arguments come in the order of csrc/fastconv.h: kernel, stride, pad,
+dilation, each as (h, w).
 """
 from libc.stdint cimport int64_t
 
@@ -12,29 +15,71 @@ cdef extern from "fastconv.h" nogil:
     ctypedef int64_t fc_int
     int fc_openmp_enabled()
     int fc_max_threads()
-    void fc_im2col_f32(const float *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, float *col)
-    void fc_im2col_f64(const double *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, double *col)
-    void fc_col2im_f32(const float *col, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, float *x)
-    void fc_col2im_f64(const double *col, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, double *x)
-    void fc_unfold_f32(const float *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, fc_int dh, fc_int dw, int batch_inner, int nthreads, float *cols)
-    void fc_unfold_f64(const double *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, fc_int dh, fc_int dw, int batch_inner, int nthreads, double *cols)
-    void fc_fold_f32(const float *cols, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, fc_int dh, fc_int dw, int batch_inner, int nthreads, float *x)
-    void fc_fold_f64(const double *cols, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, fc_int dh, fc_int dw, int batch_inner, int nthreads, double *x)
-    void fc_max_pool2d_f32(const float *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, float *out, int64_t *argmax)
-    void fc_max_pool2d_f64(const double *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, double *out, int64_t *argmax)
-    fc_int fc_max_pool2d_backward_f32(const float *dout, const int64_t *argmax, fc_int n, fc_int c, fc_int h, fc_int w, fc_int oh, fc_int ow, int nthreads, float *dx)
-    fc_int fc_max_pool2d_backward_f64(const double *dout, const int64_t *argmax, fc_int n, fc_int c, fc_int h, fc_int w, fc_int oh, fc_int ow, int nthreads, double *dx)
-    void fc_avg_pool2d_f32(const float *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, float *out)
-    void fc_avg_pool2d_f64(const double *x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, double *out)
-    void fc_avg_pool2d_backward_f32(const float *dout, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, float *dx)
-    void fc_avg_pool2d_backward_f64(const double *dout, fc_int n, fc_int c, fc_int h, fc_int w, fc_int kh, fc_int kw, fc_int ph, fc_int pw, fc_int sh, fc_int sw, int nthreads, double *dx)
-    void fc_adam_update_f32(float *param, const float *grad, float *m, float *v, fc_int size, double lr_t, double a1, double a2, double eps, int nthreads)
-    void fc_adam_update_f64(double *param, const double *grad, double *m, double *v, fc_int size, double lr_t, double a1, double a2, double eps, int nthreads)
+    int fc_thread_limit()
+    int fc_last_team()
+    void fc_reset_team()
+    void fc_im2col_f32(const float *x, fc_int n, fc_int c, fc_int h, fc_int w,
+                       fc_int kh, fc_int kw, fc_int sh, fc_int sw, fc_int ph, fc_int pw,
+                       int nthreads, float *col)
+    void fc_im2col_f64(const double *x, fc_int n, fc_int c, fc_int h, fc_int w,
+                       fc_int kh, fc_int kw, fc_int sh, fc_int sw, fc_int ph, fc_int pw,
+                       int nthreads, double *col)
+    void fc_col2im_f32(const float *col, fc_int n, fc_int c, fc_int h, fc_int w,
+                       fc_int kh, fc_int kw, fc_int sh, fc_int sw, fc_int ph, fc_int pw,
+                       int nthreads, float *x)
+    void fc_col2im_f64(const double *col, fc_int n, fc_int c, fc_int h, fc_int w,
+                       fc_int kh, fc_int kw, fc_int sh, fc_int sw, fc_int ph, fc_int pw,
+                       int nthreads, double *x)
+    void fc_unfold_f32(const float *x, fc_int n, fc_int c, fc_int h, fc_int w,
+                       fc_int kh, fc_int kw, fc_int sh, fc_int sw, fc_int ph, fc_int pw,
+                       fc_int dh, fc_int dw, int batch_inner, int nthreads, float *cols)
+    void fc_unfold_f64(const double *x, fc_int n, fc_int c, fc_int h, fc_int w,
+                       fc_int kh, fc_int kw, fc_int sh, fc_int sw, fc_int ph, fc_int pw,
+                       fc_int dh, fc_int dw, int batch_inner, int nthreads, double *cols)
+    void fc_fold_f32(const float *cols, fc_int n, fc_int c, fc_int h, fc_int w,
+                     fc_int kh, fc_int kw, fc_int sh, fc_int sw, fc_int ph, fc_int pw,
+                     fc_int dh, fc_int dw, int batch_inner, int nthreads, float *x)
+    void fc_fold_f64(const double *cols, fc_int n, fc_int c, fc_int h, fc_int w,
+                     fc_int kh, fc_int kw, fc_int sh, fc_int sw, fc_int ph, fc_int pw,
+                     fc_int dh, fc_int dw, int batch_inner, int nthreads, double *x)
+    void fc_max_pool2d_f32(const float *x, fc_int n, fc_int c, fc_int h, fc_int w,
+                           fc_int kh, fc_int kw, fc_int sh, fc_int sw, fc_int ph, fc_int pw,
+                           int nthreads, float *out, int64_t *argmax)
+    void fc_max_pool2d_f64(const double *x, fc_int n, fc_int c, fc_int h, fc_int w,
+                           fc_int kh, fc_int kw, fc_int sh, fc_int sw, fc_int ph, fc_int pw,
+                           int nthreads, double *out, int64_t *argmax)
+    fc_int fc_max_pool2d_backward_f32(const float *dout, const int64_t *argmax, fc_int n,
+                                      fc_int c, fc_int h, fc_int w, fc_int oh, fc_int ow,
+                                      int nthreads, float *dx)
+    fc_int fc_max_pool2d_backward_f64(const double *dout, const int64_t *argmax, fc_int n,
+                                      fc_int c, fc_int h, fc_int w, fc_int oh, fc_int ow,
+                                      int nthreads, double *dx)
+    void fc_avg_pool2d_f32(const float *x, fc_int n, fc_int c, fc_int h, fc_int w,
+                           fc_int kh, fc_int kw, fc_int sh, fc_int sw, fc_int ph, fc_int pw,
+                           int nthreads, float *out)
+    void fc_avg_pool2d_f64(const double *x, fc_int n, fc_int c, fc_int h, fc_int w,
+                           fc_int kh, fc_int kw, fc_int sh, fc_int sw, fc_int ph, fc_int pw,
+                           int nthreads, double *out)
+    void fc_avg_pool2d_backward_f32(const float *dout, fc_int n, fc_int c, fc_int h, fc_int w,
+                                    fc_int kh, fc_int kw, fc_int sh, fc_int sw, fc_int ph,
+                                    fc_int pw, int nthreads, float *dx)
+    void fc_avg_pool2d_backward_f64(const double *dout, fc_int n, fc_int c, fc_int h,
+                                    fc_int w, fc_int kh, fc_int kw, fc_int sh, fc_int sw,
+                                    fc_int ph, fc_int pw, int nthreads, double *dx)
+    void fc_adam_update_f32(float *param, const float *grad, float *m, float *v, fc_int size,
+                            double lr_t, double a1, double a2, double eps, int nthreads)
+    void fc_adam_update_f64(double *param, const double *grad, double *m, double *v,
+                            fc_int size, double lr_t, double a1, double a2, double eps,
+                            int nthreads)
     int fc_conv_available()
     const char *fc_conv_isa()
     void fc_conv_force_baseline(int on)
-    int fc_conv2d_f32(const float *x, fc_int n, fc_int c, fc_int h, fc_int w, const float *weight, const float *bias, fc_int fn, fc_int kh, fc_int kw, fc_int ph, fc_int pw, int nthreads, float *out)
-    int fc_conv2d_weight_grad_f32(const float *x, const float *dout, fc_int n, fc_int c, fc_int h, fc_int w, fc_int fn, fc_int kh, fc_int kw, fc_int ph, fc_int pw, int nthreads, float *dw)
+    int fc_conv2d_f32(const float *x, fc_int n, fc_int c, fc_int h, fc_int w,
+                      const float *weight, const float *bias, fc_int fn, fc_int kh, fc_int kw,
+                      fc_int ph, fc_int pw, int nthreads, float *out)
+    int fc_conv2d_weight_grad_f32(const float *x, const float *dout, fc_int n, fc_int c,
+                                  fc_int h, fc_int w, fc_int fn, fc_int kh, fc_int kw,
+                                  fc_int ph, fc_int pw, int nthreads, float *dw)
 
 ctypedef fused real:
     float
@@ -51,59 +96,83 @@ def max_threads():
     return fc_max_threads()
 
 
-def im2col(const real[:, :, :, ::1] x, fc_int kh, fc_int kw, fc_int ph, fc_int pw,
-           fc_int sh, fc_int sw, int nthreads, real[:, ::1] col):
+def thread_limit():
+    """omp_get_thread_limit() (1 without OpenMP)."""
+    return fc_thread_limit()
+
+
+def last_team():
+    """Team size of the last parallel region a kernel ran; 0 if none since reset_team()."""
+    return fc_last_team()
+
+
+def reset_team():
+    fc_reset_team()
+
+
+def im2col(const real[:, :, :, ::1] x, fc_int kh, fc_int kw, fc_int sh, fc_int sw,
+           fc_int ph, fc_int pw, int nthreads, real[:, ::1] col):
     cdef fc_int n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
     with nogil:
         if real is float:
-            fc_im2col_f32(&x[0, 0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, nthreads, &col[0, 0])
+            fc_im2col_f32(&x[0, 0, 0, 0], n, c, h, w, kh, kw, sh, sw, ph, pw, nthreads,
+                          &col[0, 0])
         else:
-            fc_im2col_f64(&x[0, 0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, nthreads, &col[0, 0])
+            fc_im2col_f64(&x[0, 0, 0, 0], n, c, h, w, kh, kw, sh, sw, ph, pw, nthreads,
+                          &col[0, 0])
 
 
-def col2im(const real[:, ::1] col, fc_int kh, fc_int kw, fc_int ph, fc_int pw,
-           fc_int sh, fc_int sw, int nthreads, real[:, :, :, ::1] x):
+def col2im(const real[:, ::1] col, fc_int kh, fc_int kw, fc_int sh, fc_int sw,
+           fc_int ph, fc_int pw, int nthreads, real[:, :, :, ::1] x):
     cdef fc_int n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
     with nogil:
         if real is float:
-            fc_col2im_f32(&col[0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, nthreads, &x[0, 0, 0, 0])
+            fc_col2im_f32(&col[0, 0], n, c, h, w, kh, kw, sh, sw, ph, pw, nthreads,
+                          &x[0, 0, 0, 0])
         else:
-            fc_col2im_f64(&col[0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, nthreads, &x[0, 0, 0, 0])
+            fc_col2im_f64(&col[0, 0], n, c, h, w, kh, kw, sh, sw, ph, pw, nthreads,
+                          &x[0, 0, 0, 0])
 
 
-def unfold(const real[:, :, :, ::1] x, fc_int kh, fc_int kw, fc_int ph, fc_int pw,
-           fc_int sh, fc_int sw, fc_int dh, fc_int dw, bint batch_inner, int nthreads,
+def unfold(const real[:, :, :, ::1] x, fc_int kh, fc_int kw, fc_int sh, fc_int sw,
+           fc_int ph, fc_int pw, fc_int dh, fc_int dw, bint batch_inner, int nthreads,
            real[:, :, ::1] cols):
     """cols is (N, C*kh*kw, L), or (C*kh*kw, N, L) with batch_inner."""
     cdef fc_int n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
     with nogil:
         if real is float:
-            fc_unfold_f32(&x[0, 0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, dh, dw, batch_inner, nthreads, &cols[0, 0, 0])
+            fc_unfold_f32(&x[0, 0, 0, 0], n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw,
+                          batch_inner, nthreads, &cols[0, 0, 0])
         else:
-            fc_unfold_f64(&x[0, 0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, dh, dw, batch_inner, nthreads, &cols[0, 0, 0])
+            fc_unfold_f64(&x[0, 0, 0, 0], n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw,
+                          batch_inner, nthreads, &cols[0, 0, 0])
 
 
-def fold(const real[:, :, ::1] cols, fc_int kh, fc_int kw, fc_int ph, fc_int pw,
-         fc_int sh, fc_int sw, fc_int dh, fc_int dw, bint batch_inner, int nthreads,
+def fold(const real[:, :, ::1] cols, fc_int kh, fc_int kw, fc_int sh, fc_int sw,
+         fc_int ph, fc_int pw, fc_int dh, fc_int dw, bint batch_inner, int nthreads,
          real[:, :, :, ::1] x):
     """cols is (N, C*kh*kw, L), or (C*kh*kw, N, L) with batch_inner."""
     cdef fc_int n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
     with nogil:
         if real is float:
-            fc_fold_f32(&cols[0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, dh, dw, batch_inner, nthreads, &x[0, 0, 0, 0])
+            fc_fold_f32(&cols[0, 0, 0], n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw,
+                        batch_inner, nthreads, &x[0, 0, 0, 0])
         else:
-            fc_fold_f64(&cols[0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, dh, dw, batch_inner, nthreads, &x[0, 0, 0, 0])
+            fc_fold_f64(&cols[0, 0, 0], n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw,
+                        batch_inner, nthreads, &x[0, 0, 0, 0])
 
 
-def max_pool2d(const real[:, :, :, ::1] x, fc_int kh, fc_int kw, fc_int ph, fc_int pw,
-               fc_int sh, fc_int sw, int nthreads, real[:, :, :, ::1] out,
+def max_pool2d(const real[:, :, :, ::1] x, fc_int kh, fc_int kw, fc_int sh, fc_int sw,
+               fc_int ph, fc_int pw, int nthreads, real[:, :, :, ::1] out,
                int64_t[:, :, :, ::1] argmax):
     cdef fc_int n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
     with nogil:
         if real is float:
-            fc_max_pool2d_f32(&x[0, 0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, nthreads, &out[0, 0, 0, 0], &argmax[0, 0, 0, 0])
+            fc_max_pool2d_f32(&x[0, 0, 0, 0], n, c, h, w, kh, kw, sh, sw, ph, pw, nthreads,
+                              &out[0, 0, 0, 0], &argmax[0, 0, 0, 0])
         else:
-            fc_max_pool2d_f64(&x[0, 0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, nthreads, &out[0, 0, 0, 0], &argmax[0, 0, 0, 0])
+            fc_max_pool2d_f64(&x[0, 0, 0, 0], n, c, h, w, kh, kw, sh, sw, ph, pw, nthreads,
+                              &out[0, 0, 0, 0], &argmax[0, 0, 0, 0])
 
 
 def max_pool2d_backward(const real[:, :, :, ::1] dout, const int64_t[:, :, :, ::1] argmax,
@@ -113,30 +182,36 @@ def max_pool2d_backward(const real[:, :, :, ::1] dout, const int64_t[:, :, :, ::
     cdef fc_int oh = dout.shape[2], ow = dout.shape[3], bad
     with nogil:
         if real is float:
-            bad = fc_max_pool2d_backward_f32(&dout[0, 0, 0, 0], &argmax[0, 0, 0, 0], n, c, h, w, oh, ow, nthreads, &dx[0, 0, 0, 0])
+            bad = fc_max_pool2d_backward_f32(&dout[0, 0, 0, 0], &argmax[0, 0, 0, 0], n, c, h,
+                                             w, oh, ow, nthreads, &dx[0, 0, 0, 0])
         else:
-            bad = fc_max_pool2d_backward_f64(&dout[0, 0, 0, 0], &argmax[0, 0, 0, 0], n, c, h, w, oh, ow, nthreads, &dx[0, 0, 0, 0])
+            bad = fc_max_pool2d_backward_f64(&dout[0, 0, 0, 0], &argmax[0, 0, 0, 0], n, c, h,
+                                             w, oh, ow, nthreads, &dx[0, 0, 0, 0])
     return bad
 
 
-def avg_pool2d(const real[:, :, :, ::1] x, fc_int kh, fc_int kw, fc_int ph, fc_int pw,
-               fc_int sh, fc_int sw, int nthreads, real[:, :, :, ::1] out):
+def avg_pool2d(const real[:, :, :, ::1] x, fc_int kh, fc_int kw, fc_int sh, fc_int sw,
+               fc_int ph, fc_int pw, int nthreads, real[:, :, :, ::1] out):
     cdef fc_int n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
     with nogil:
         if real is float:
-            fc_avg_pool2d_f32(&x[0, 0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, nthreads, &out[0, 0, 0, 0])
+            fc_avg_pool2d_f32(&x[0, 0, 0, 0], n, c, h, w, kh, kw, sh, sw, ph, pw, nthreads,
+                              &out[0, 0, 0, 0])
         else:
-            fc_avg_pool2d_f64(&x[0, 0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, nthreads, &out[0, 0, 0, 0])
+            fc_avg_pool2d_f64(&x[0, 0, 0, 0], n, c, h, w, kh, kw, sh, sw, ph, pw, nthreads,
+                              &out[0, 0, 0, 0])
 
 
-def avg_pool2d_backward(const real[:, :, :, ::1] dout, fc_int kh, fc_int kw, fc_int ph,
-                        fc_int pw, fc_int sh, fc_int sw, int nthreads, real[:, :, :, ::1] dx):
+def avg_pool2d_backward(const real[:, :, :, ::1] dout, fc_int kh, fc_int kw, fc_int sh,
+                        fc_int sw, fc_int ph, fc_int pw, int nthreads, real[:, :, :, ::1] dx):
     cdef fc_int n = dx.shape[0], c = dx.shape[1], h = dx.shape[2], w = dx.shape[3]
     with nogil:
         if real is float:
-            fc_avg_pool2d_backward_f32(&dout[0, 0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, nthreads, &dx[0, 0, 0, 0])
+            fc_avg_pool2d_backward_f32(&dout[0, 0, 0, 0], n, c, h, w, kh, kw, sh, sw, ph, pw,
+                                       nthreads, &dx[0, 0, 0, 0])
         else:
-            fc_avg_pool2d_backward_f64(&dout[0, 0, 0, 0], n, c, h, w, kh, kw, ph, pw, sh, sw, nthreads, &dx[0, 0, 0, 0])
+            fc_avg_pool2d_backward_f64(&dout[0, 0, 0, 0], n, c, h, w, kh, kw, sh, sw, ph, pw,
+                                       nthreads, &dx[0, 0, 0, 0])
 
 
 def adam_update(real[::1] param, const real[::1] grad, real[::1] m, real[::1] v,
@@ -146,9 +221,11 @@ def adam_update(real[::1] param, const real[::1] grad, real[::1] m, real[::1] v,
     cdef fc_int size = param.shape[0]
     with nogil:
         if real is float:
-            fc_adam_update_f32(&param[0], &grad[0], &m[0], &v[0], size, lr_t, one_minus_beta1, one_minus_beta2, eps, nthreads)
+            fc_adam_update_f32(&param[0], &grad[0], &m[0], &v[0], size, lr_t,
+                               one_minus_beta1, one_minus_beta2, eps, nthreads)
         else:
-            fc_adam_update_f64(&param[0], &grad[0], &m[0], &v[0], size, lr_t, one_minus_beta1, one_minus_beta2, eps, nthreads)
+            fc_adam_update_f64(&param[0], &grad[0], &m[0], &v[0], size, lr_t,
+                               one_minus_beta1, one_minus_beta2, eps, nthreads)
 
 
 def conv_available():
@@ -185,7 +262,8 @@ def conv2d(const float[:, :, :, ::1] x, const float[:, :, :, ::1] weight, bias,
         b = bias
         bp = &b[0]
     with nogil:
-        status = fc_conv2d_f32(&x[0, 0, 0, 0], n, c, h, w, &weight[0, 0, 0, 0], bp, fn, kh, kw, ph, pw, nthreads, &out[0, 0, 0, 0])
+        status = fc_conv2d_f32(&x[0, 0, 0, 0], n, c, h, w, &weight[0, 0, 0, 0], bp, fn, kh, kw,
+                               ph, pw, nthreads, &out[0, 0, 0, 0])
     _status(status)
 
 
@@ -196,5 +274,6 @@ def conv2d_weight_grad(const float[:, :, :, ::1] x, const float[:, :, :, ::1] do
     cdef fc_int fn = dw.shape[0], kh = dw.shape[2], kw = dw.shape[3]
     cdef int status
     with nogil:
-        status = fc_conv2d_weight_grad_f32(&x[0, 0, 0, 0], &dout[0, 0, 0, 0], n, c, h, w, fn, kh, kw, ph, pw, nthreads, &dw[0, 0, 0, 0])
+        status = fc_conv2d_weight_grad_f32(&x[0, 0, 0, 0], &dout[0, 0, 0, 0], n, c, h, w, fn,
+                                           kh, kw, ph, pw, nthreads, &dw[0, 0, 0, 0])
     _status(status)

@@ -10,64 +10,8 @@ import sys
 
 import numpy as np
 
-__all__ = [
-    "MAX_WINDOW_ARG", "out_array", "pair", "single_int", "positive_pair", "nonnegative_pair",
-    "float_array", "shape4",
-    "out_size", "check_output_fits", "index_array",
-]
-
-
-def _int(value, name):
-    # bool is an int subclass, but stride=True is always a mistake.
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}") from None
-
-
-# Window arguments (kernel, stride, padding, dilation) above 2**31 - 1 are
-# refused: then every product the C kernels form from two of them, or from one
-# of them and an image size, fits in int64 (found by fuzzing under UBSan).
-MAX_WINDOW_ARG = 2**31 - 1
-
-
-def pair(value, name):
-    """An int, or a pair of ints, as a (h, w) tuple of Python ints."""
-    if isinstance(value, (tuple, list, np.ndarray)):
-        if len(value) != 2:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {tuple(value)!r}")
-        h, w = _int(value[0], name), _int(value[1], name)
-    else:
-        h = w = _int(value, name)
-    if max(h, w) > MAX_WINDOW_ARG:
-        shown = value if isinstance(value, (tuple, list)) else h
-        raise ValueError(f"{name} must be at most {MAX_WINDOW_ARG}, got {shown!r}")
-    return h, w
-
-
-def single_int(value, name):
-    """A positive int (not a pair), for the book's separate filter_h/filter_w."""
-    if isinstance(value, (tuple, list, np.ndarray)):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    return positive_pair(value, name)[0]
-
-
-def positive_pair(value, name):
-    h, w = pair(value, name)
-    if h < 1 or w < 1:
-        shown = value if isinstance(value, (tuple, list)) else h
-        raise ValueError(f"{name} must be a positive integer, got {shown!r}")
-    return h, w
-
-
-def nonnegative_pair(value, name):
-    h, w = pair(value, name)
-    if h < 0 or w < 0:
-        shown = value if isinstance(value, (tuple, list)) else h
-        raise ValueError(f"{name} must be a non-negative integer, got {shown!r}")
-    return h, w
+__all__ = ["float_array", "index_array", "shape4", "check_output_fits", "out_array",
+           "no_overlap"]
 
 
 def float_array(x, name, ndims, layout):
@@ -83,7 +27,8 @@ def float_array(x, name, ndims, layout):
         try:
             arr = np.asarray(x)
         except (ValueError, TypeError) as exc:
-            raise TypeError(f"{name} must be a numeric array, got {type(x).__name__}: {exc}") from None
+            raise TypeError(f"{name} must be a numeric array, got {type(x).__name__}: "
+                            f"{exc}") from None
     kind = arr.dtype.kind
     if kind == "f" and arr.dtype.itemsize in (4, 8):
         dtype = arr.dtype.newbyteorder("=")
@@ -108,29 +53,32 @@ def index_array(indices, name, shape):
     return np.ascontiguousarray(arr, dtype=np.dtype(np.int64).newbyteorder("="))
 
 
-def shape4(shape, name):
-    """A 4-D (N, C, H, W) shape: N may be 0, the rest must be positive."""
-    try:
-        dims = tuple(shape)
-    except TypeError:
-        raise TypeError(f"{name} must be a tuple (N, C, H, W), got {shape!r}") from None
+def shape4(shape, name, letters="NCHW", empty_batch=True):
+    """A 4-D shape of Python ints: the first entry may be 0 when
+    ``empty_batch``, the others must be positive. A string, floats or another
+    length raise TypeError or ValueError naming ``name``."""
+    layout = f"({', '.join(letters)})"
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__"):
+        raise TypeError(f"{name} must be a tuple {layout} of ints, got {shape!r}")
+    dims = tuple(shape)
     if len(dims) != 4:
-        raise ValueError(f"{name} must have 4 entries (N, C, H, W), got {dims!r}")
-    dims = tuple(_int(d, name) for d in dims)
-    if dims[0] < 0 or min(dims[1:]) < 1:
-        raise ValueError(f"{name} must have N >= 0 and C, H, W >= 1, got {dims!r}")
+        raise ValueError(f"{name} must have 4 entries {layout}, got {dims!r}")
+    dims = tuple(_dim(d, name, layout) for d in dims)
+    if dims[0] < (0 if empty_batch else 1) or min(dims[1:]) < 1:
+        first = ">= 0" if empty_batch else ">= 1"
+        raise ValueError(f"{name} must have {letters[0]} {first} and {', '.join(letters[1:])} "
+                         f">= 1, got {dims!r}")
     return dims
 
 
-def out_size(size, kernel, stride, pad, dilation=(1, 1), what="filter"):
-    """Output (OH, OW) of a sliding window; refuses windows that do not fit."""
-    spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
-    padded = [s + 2 * p for s, p in zip(size, pad)]
-    if spans[0] > padded[0] or spans[1] > padded[1]:
-        raise ValueError(
-            f"{what} {spans[0]}x{spans[1]} is larger than the padded input "
-            f"{padded[0]}x{padded[1]}")
-    return tuple((p - s) // st + 1 for p, s, st in zip(padded, spans, stride))
+def _dim(value, name, layout):
+    try:
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a tuple {layout} of ints, got an entry "
+                        f"{value!r}") from None
 
 
 def check_output_fits(shape, itemsize, name="output"):
@@ -149,9 +97,21 @@ def check_output_fits(shape, itemsize, name="output"):
     return count
 
 
-def out_array(out, shape, dtype, name="out"):
+def no_overlap(arrays):
+    """Refuse arrays (a dict name -> array) of which two may share memory: the
+    kernels read and write them in an order that assumes they do not."""
+    items = [(k, a) for k, a in arrays.items() if isinstance(a, np.ndarray)]
+    for i, (name_a, a) in enumerate(items):
+        for name_b, b in items[i + 1:]:
+            if np.may_share_memory(a, b):
+                raise ValueError(f"{name_a} and {name_b} may share memory; pass separate "
+                                 f"arrays (a kernel writing one would change the other)")
+
+
+def out_array(out, shape, dtype, name="out", inputs=None):
     """A caller's output buffer, or a new one: it must match exactly, since a
-    kernel writes straight into its memory."""
+    kernel writes straight into its memory, and must not overlap any of
+    ``inputs`` (a dict name -> array)."""
     if out is None:
         return np.empty(shape, dtype=dtype)
     if not isinstance(out, np.ndarray):
@@ -162,4 +122,8 @@ def out_array(out, shape, dtype, name="out"):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {out.shape}")
     if not out.flags.c_contiguous or not out.flags.writeable:
         raise ValueError(f"{name} must be a writeable C-contiguous array")
+    for other, array in (inputs or {}).items():
+        if isinstance(array, np.ndarray) and np.may_share_memory(out, array):
+            raise ValueError(f"{name} may share memory with {other}; pass a separate array "
+                             f"(the kernel would read values it has already overwritten)")
     return out

@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from . import functional as F
+from ._runtime import WAIT_POLICY_SET_HERE
 
 __all__ = ["KERNEL_CASES", "time_interleaved", "bench_kernels", "bench_training",
            "format_table", "format_training_table", "main", "touch_memory"]
@@ -167,9 +168,8 @@ def bench_kernels(cases=KERNEL_CASES, dtype=np.float32, repeats=7, threads=None,
     rng = np.random.default_rng(0)
     all_threads = threads or os.cpu_count() or 1
     torch = _torch()
-    previous_backend, previous_threads = F.get_backend(), F._num_threads
     rows = []
-    try:
+    with F.use_backend(F.get_backend()), F.use_num_threads(all_threads):
         with _torch_threads(torch, all_threads):
             for case in cases:
                 for op, fn, nbytes, tfn in _ops_for(case, dtype, rng):
@@ -194,9 +194,6 @@ def bench_kernels(cases=KERNEL_CASES, dtype=np.float32, repeats=7, threads=None,
                     for key in ("copy", "c_1t", "c_nt", "numpy", "torch"):
                         row[key] = 1e3 * medians[key] if key in medians else None
                     rows.append(row)
-    finally:
-        F.set_backend(previous_backend)
-        F.set_num_threads(previous_threads)
     return rows
 
 
@@ -302,10 +299,8 @@ def bench_training(models=("SimpleConvNet", "DeepConvNet"), batch=100, repeats=7
     x = rng.random((batch, 1, 28, 28), dtype=np.float32)
     t = rng.integers(0, 10, batch)
     n_threads = threads or os.cpu_count() or 1
-    previous_backend, previous_threads = F.get_backend(), F._num_threads
     rows = []
-    try:
-        F.set_num_threads(n_threads)
+    with F.use_backend(F.get_backend()), F.use_num_threads(n_threads):
         for name in models:
             if progress:
                 progress(f"training step {name}")
@@ -334,9 +329,6 @@ def bench_training(models=("SimpleConvNet", "DeepConvNet"), batch=100, repeats=7
             for key in ("c", "numpy", "torch"):
                 row[key] = 1e3 * medians[key] if key in medians else None
             rows.append(row)
-    finally:
-        F.set_backend(previous_backend)
-        F.set_num_threads(previous_threads)
     return rows
 
 
@@ -352,7 +344,7 @@ class _TorchStepWorker:
 
     def __init__(self, name, batch, threads):
         env = dict(os.environ)
-        if F._WAIT_POLICY_SET_HERE:
+        if WAIT_POLICY_SET_HERE:
             env.pop("OMP_WAIT_POLICY", None)  # PyTorch's own default, not ours
         code = ("import sys, torch; from fastconv.bench import _torch_worker_main; "
                 "_torch_worker_main(sys.argv[1:])")

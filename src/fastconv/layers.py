@@ -40,12 +40,18 @@ def _as_float(x, dtype=None):
     return x
 
 
-def _pair(v):
-    return tuple(int(a) for a in v) if isinstance(v, (tuple, list)) else (int(v), int(v))
+def _shown(value):
+    """An int or (h, w) argument as the repr shows it: 2 for (2, 2)."""
+    h, w = value if isinstance(value, (tuple, list)) else (value, value)
+    return h if h == w else (h, w)
 
 
-def _shown(pair):
-    return pair[0] if pair[0] == pair[1] else pair
+def _bias(b, size, dtype):
+    """A bias as given, or a scalar one (the book's ``Convolution(W, 0)``)
+    spread to one value per unit."""
+    if np.ndim(b) == 0:
+        return np.full(size, b, dtype=dtype)
+    return b
 
 
 class Convolution:
@@ -54,126 +60,59 @@ class Convolution:
     Parameters
     ----------
     W : array (FN, C, FH, FW), float32 or float64 -- the filters
-    b : array (FN,) -- one bias per filter
+    b : array (FN,) -- one bias per filter; a scalar is spread to all filters
     stride, pad : int or (h, w)
 
     ``forward(x)`` takes x (N, C, H, W) and returns (N, FN, OH, OW) with
-    ``OH = (H + 2*pad - FH) // stride + 1``, in W's dtype. In float32 on the C
-    backend, with stride 1 and at least ``DIRECT_MIN_PIXELS`` output pixels,
-    the direct kernel of :func:`fastconv.functional.conv2d` computes it (and
-    backward uses its two gradients); otherwise, as in the book, one patch
-    extraction and one matrix product.
+    ``OH = (H + 2*pad - FH) // stride + 1``, in W's dtype. It is
+    :func:`fastconv.functional.conv2d_forward`, which also chooses the
+    algorithm (:func:`fastconv.functional.conv_plan`); ``backward`` is
+    :func:`fastconv.functional.conv2d_backward`. The layer keeps only the
+    context between the two, and backward's result never depends on writes
+    the caller makes to x after forward.
 
     Set ``needs_input_grad = False`` on a first layer: ``backward`` then
     computes only ``dW`` and ``db`` and returns None, skipping the costliest
     half of the pass (as PyTorch does for inputs that need no gradient).
     """
 
-    # At or above this many output pixels per image, one matrix product per
-    # image on PyTorch's unfold layout gives NCHW directly and wins; below
-    # it, the book's single (N*OH*OW, C*FH*FW) product wins despite the
-    # transposes around it. benchmarks/conv_layouts.py, 2 threads: 256 pixels
-    # 28.6 vs 36.3 ms per image-wise; 196 pixels 16.1 vs 14.6 ms book-wise.
-    PER_IMAGE_MIN_PIXELS = 256
-    # The direct kernel computes a padded grid of positions; on 8x8 maps a
-    # third of it is waste and the patch-matrix path wins (conv_layouts.py:
-    # 12.9 vs 8.6 ms on 8x8, 10.9 vs 13.6 ms on 14x14).
-    DIRECT_MIN_PIXELS = 128
-
     def __init__(self, W, b, stride=1, pad=0):
         self.W = W
-        self.b = b
+        self.b = _bias(b, W.shape[0], W.dtype)
         self.stride = stride
         self.pad = pad
         self.needs_input_grad = True
-        self.x_shape = None
-        self.col = None
+        # A network sets this on inner layers, whose input nobody else holds:
+        # forward then keeps x itself instead of a copy.
+        self.input_is_private = False
         self.dW = None
         self.db = None
+        self._ctx = None
 
     def forward(self, x):
-        fn, c, fh, fw = self.W.shape
+        c = self.W.shape[1]
         x = _as_float(x, self.W.dtype)
         if x.ndim != 4 or x.shape[1] != c:
             raise ValueError(f"Convolution expects x of shape (N, {c}, H, W), got {x.shape}")
-        # Validates stride and pad (with their error messages) before the
-        # arithmetic below uses them; an empty batch costs nothing.
-        F.im2col(x[:0], fh, fw, self.stride, self.pad)
-        n, _, h, w = x.shape
-        (sh, sw), (ph, pw) = _pair(self.stride), _pair(self.pad)
-        oh = (h + 2 * ph - fh) // sh + 1
-        ow = (w + 2 * pw - fw) // sw + 1
-        w_mat = self.W.reshape(fn, -1)
-        self.x_shape = x.shape
-        if oh * ow >= self.DIRECT_MIN_PIXELS and F._direct_conv(self.W.dtype, (sh, sw)):
-            # No patch matrix at all: backward recomputes what it needs from x.
-            self.x, self.col, self._per_image = x, None, "direct"
-            return F.conv2d(x, self.W, self.b, (sh, sw), (ph, pw))
-        if oh * ow >= self.PER_IMAGE_MIN_PIXELS:
-            cols = F.unfold(x, (fh, fw), padding=(ph, pw), stride=(sh, sw),
-                            out=self._buffer("_cols", (n, c * fh * fw, oh * ow)))
-            out = np.matmul(w_mat, cols)                                     # (N, FN, L)
-            out += self.b[:, None]
-            self.col, self._per_image = cols, True
-            return out.reshape(n, fn, oh, ow)
-        col = F.im2col(x, fh, fw, self.stride, self.pad)      # (N*OH*OW, CKK)
-        prod = col @ w_mat.T                                    # (N*OH*OW, FN)
-        self.col, self._per_image = col, False
-        # Back to NCHW in memory, the bias added on the way: ReLU's mask and
-        # product on a transposed view were several times slower than on
-        # contiguous maps (DeepConvNet's Relu3 backward: 1.14 ms against 0.38;
-        # the whole step, interleaved A/B: 87.1 against 89.8 and 91.3 against 94.2 ms).
-        out = np.empty((n, fn, oh, ow), dtype=prod.dtype)
-        np.add(prod.reshape(n, oh, ow, fn).transpose(0, 3, 1, 2), self.b[:, None, None], out=out)
+        out, self._ctx = F.conv2d_forward(x, self.W, self.b, self.stride, self.pad,
+                                          ctx=self._ctx, x_is_private=self.input_is_private)
         return out
 
     def backward(self, dout):
-        fn, c, fh, fw = self.W.shape
-        w_mat = self.W.reshape(fn, -1)
         dout = _as_float(dout, self.W.dtype)
-        if self._per_image == "direct":
-            self.db = dout.sum(axis=(0, 2, 3))
-            self.dW = F.conv2d_weight_grad(self.x, dout, self.W.shape, self.stride, self.pad)
-            if not self.needs_input_grad:
-                return None
-            return F.conv2d_input_grad(dout, self.W, self.x_shape, self.stride, self.pad)
-        if self._per_image:
-            n = dout.shape[0]
-            d = np.ascontiguousarray(dout).reshape(n, fn, -1)                # (N, FN, L)
-            self.db = d.sum(axis=(0, 2))
-            # One product per image: numpy's stacked matmul leaves BLAS for a
-            # slow loop when the second operand is transposed (measured 20x).
-            dW = np.zeros((fn, self.col.shape[1]), dtype=self.W.dtype)
-            part = np.empty_like(dW)
-            for i in range(n):
-                dW += np.dot(d[i], self.col[i].T, out=part)
-            self.dW = dW.reshape(self.W.shape)
-            if not self.needs_input_grad:
-                return None
-            dcols = np.matmul(np.ascontiguousarray(w_mat.T), d,
-                              out=self._buffer("_dcols", self.col.shape))
-            return F.fold(dcols, self.x_shape[2:], (fh, fw), padding=self.pad, stride=self.stride)
-        d = dout.transpose(0, 2, 3, 1).reshape(-1, fn)                      # (N*OH*OW, FN)
-        self.db = d.sum(axis=0)
-        self.dW = (d.T @ self.col).reshape(self.W.shape)
-        if not self.needs_input_grad:
-            return None
-        return F.col2im(d @ w_mat, self.x_shape, fh, fw, self.stride, self.pad)
+        dx, self.dW, self.db = F.conv2d_backward(self._ctx, dout,
+                                                 input_grad=self.needs_input_grad)
+        return dx
 
-    def _buffer(self, name, shape):
-        """A private scratch array kept between calls. Patch matrices of a
-        large layer pass 32 MB, where glibc maps fresh pages for every
-        allocation; refilling the same memory was 6x faster here."""
-        buf = getattr(self, name, None)
-        if buf is None or buf.shape != shape or buf.dtype != self.W.dtype:
-            buf = np.empty(shape, dtype=self.W.dtype)
-            setattr(self, name, buf)
-        return buf
+    @property
+    def plan(self):
+        """The algorithm the last forward ran (see fastconv.functional.conv_plan)."""
+        return self._ctx.plan if self._ctx is not None else None
 
     def __repr__(self):
         fn, c, fh, fw = self.W.shape
-        return (f"Convolution({c}->{fn}, {fh}x{fw}, stride={_shown(_pair(self.stride))}, "
-                f"pad={_shown(_pair(self.pad))}, dtype={self.W.dtype})")
+        return (f"Convolution({c}->{fn}, {fh}x{fw}, stride={_shown(self.stride)}, "
+                f"pad={_shown(self.pad)}, dtype={self.W.dtype})")
 
 
 class Pooling:
@@ -182,8 +121,7 @@ class Pooling:
     Parameters
     ----------
     pool_h, pool_w : int
-    stride : int or (h, w), default 2 (the book's default is 1, which nobody
-        uses with 2x2 windows)
+    stride : int or (h, w), default 2, as in the book's code since 2020
     pad : int or (h, w), at most half the window
     mode : "max" or "avg". Average pooling divides by pool_h*pool_w, padding
         counting as zeros.
@@ -222,8 +160,8 @@ class Pooling:
                                      self.stride, self.pad)
 
     def __repr__(self):
-        return (f"Pooling({self.pool_h}, {self.pool_w}, stride={_shown(_pair(self.stride))}, "
-                f"pad={_shown(_pair(self.pad))}, mode={self.mode!r})")
+        return (f"Pooling({self.pool_h}, {self.pool_w}, stride={_shown(self.stride)}, "
+                f"pad={_shown(self.pad)}, mode={self.mode!r})")
 
 
 class Relu:
@@ -283,7 +221,7 @@ class Affine:
     Parameters
     ----------
     W : array (D, M), float32 or float64
-    b : array (M,)
+    b : array (M,), or a scalar spread to all M outputs
 
     ``forward(x)`` takes x (N, D), or (N, ...) with D elements per sample
     (e.g. (N, C, H, W) feature maps, which it flattens), and returns (N, M).
@@ -292,7 +230,7 @@ class Affine:
 
     def __init__(self, W, b):
         self.W = W
-        self.b = b
+        self.b = _bias(b, W.shape[1], W.dtype)
         self.x = None
         self.original_x_shape = None
         self.dW = None

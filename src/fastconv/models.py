@@ -31,6 +31,7 @@ import zlib
 
 import numpy as np
 
+from ._geometry import Window
 from .gradcheck import numerical_gradient as _numerical_gradient
 from .layers import (LRN, Affine, BatchNormalization, Convolution, Dropout, Pooling, Relu,
                      Sigmoid, SoftmaxWithLoss)
@@ -53,8 +54,13 @@ _LAYER_PREFIX = {"conv": "Conv", "affine": "Affine", "pool": "Pool", "relu": "Re
 _ZIP_MAGIC = b"PK\x03\x04"
 
 
-def _pair(v):
-    return tuple(int(a) for a in v) if isinstance(v, (tuple, list)) else (int(v), int(v))
+def _count(value, name):
+    """A positive int from a spec or input_dim (TypeError for 28.5 or True)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a positive int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
 
 
 def _init_std(init, fan_in):
@@ -93,7 +99,9 @@ class Net:
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
-        self.input_dim = tuple(int(d) for d in input_dim)
+        self.input_dim = tuple(_count(d, "input_dim entries") for d in input_dim)
+        if len(self.input_dim) not in (1, 3):
+            raise ValueError(f"input_dim must be (C, H, W) or (D,), got {input_dim!r}")
         self.layer_specs = [dict(spec) for spec in layer_specs]
         self._rng = np.random.default_rng(seed)
         self.params = {}
@@ -114,6 +122,9 @@ class Net:
         first = next(iter(self.layers.values()), None)
         if isinstance(first, Convolution):
             first.needs_input_grad = False
+        for layer in self.layers.values():
+            if isinstance(layer, Convolution) and layer is not first:
+                layer.input_is_private = True
         # A ReLU right after a layer that returns a fresh array may overwrite
         # it (and, in backward, the fresh gradient it is handed).
         previous = None
@@ -155,25 +166,27 @@ class Net:
         # the same seed hold the same weights up to rounding.
         return (_init_std(init, fan_in) * self._rng.standard_normal(shape)).astype(self.dtype)
 
-    def _spatial_out(self, name, shape, window, stride, pad):
-        c, h, w = shape
-        (fh, fw), (sh, sw), (ph, pw) = window, stride, pad
-        oh, ow = (h + 2 * ph - fh) // sh + 1, (w + 2 * pw - fw) // sw + 1
-        if oh < 1 or ow < 1:
+    def _spatial_out(self, name, shape, window):
+        h, w = shape[1:]
+        try:
+            return window.out_size(h, w)
+        except ValueError:
             raise ValueError(
-                f"{type(self).__name__}: layer {name} ({fh}x{fw} window, stride {stride}, "
-                f"pad {pad}) gets a {h}x{w} feature map and would output {oh}x{ow}; "
-                f"input_dim {self.input_dim} is too small for this architecture")
-        return oh, ow
+                f"{type(self).__name__}: layer {name} ({window.kernel[0]}x{window.kernel[1]} "
+                f"window, stride {window.stride}, pad {window.padding}) gets a {h}x{w} feature "
+                f"map, too small for it; input_dim {self.input_dim} is too small for this "
+                f"architecture") from None
 
     def _make_layer(self, kind, spec, shape, name):
         if kind in ("conv", "pool", "lrn") and len(shape) != 3:
             raise ValueError(f"layer {name} needs (C, H, W) feature maps, gets shape {shape}")
         if kind == "conv":
-            fn = int(spec["filter_num"])
-            fh, fw = _pair(spec["filter_size"])
-            stride, pad = _pair(spec.get("stride", 1)), _pair(spec.get("pad", 0))
-            oh, ow = self._spatial_out(name, shape, (fh, fw), stride, pad)
+            fn = _count(spec["filter_num"], f"{name}: filter_num")
+            window = Window.of(spec["filter_size"], spec.get("stride", 1), spec.get("pad", 0),
+                               names=[f"{name}: {k}" for k in ("filter_size", "stride", "pad",
+                                                               "dilation")])
+            oh, ow = self._spatial_out(name, shape, window)
+            (fh, fw), stride, pad = window.kernel, window.stride, window.padding
             c = shape[0]
             W = self._weights((fn, c, fh, fw), spec.get("init", "he"), c * fh * fw)
             layer = Convolution(W, np.zeros(fn, self.dtype), stride, pad)
@@ -181,17 +194,20 @@ class Net:
             self._new_param("b", layer.b, layer, "db")
             return layer, (fn, oh, ow)
         if kind == "affine":
-            d, m = math.prod(shape), int(spec["output_size"])
+            d, m = math.prod(shape), _count(spec["output_size"], f"{name}: output_size")
             W = self._weights((d, m), spec.get("init", "he"), d)
             layer = Affine(W, np.zeros(m, self.dtype))
             self._new_param("W", layer.W, layer, "dW")
             self._new_param("b", layer.b, layer, "db")
             return layer, (m,)
         if kind == "pool":
-            ph, pw = int(spec.get("pool_h", 2)), int(spec.get("pool_w", 2))
-            stride, pad = _pair(spec.get("stride", 2)), _pair(spec.get("pad", 0))
-            oh, ow = self._spatial_out(name, shape, (ph, pw), stride, pad)
-            layer = Pooling(ph, pw, stride, pad, mode=spec.get("mode", "max"))
+            window = Window.of((spec.get("pool_h", 2), spec.get("pool_w", 2)),
+                               spec.get("stride", 2), spec.get("pad", 0),
+                               names=[f"{name}: {k}" for k in ("pool_h/pool_w", "stride", "pad",
+                                                               "dilation")])
+            oh, ow = self._spatial_out(name, shape, window)
+            layer = Pooling(*window.kernel, window.stride, window.padding,
+                            mode=spec.get("mode", "max"))
             return layer, (shape[0], oh, ow)
         if kind == "batchnorm":
             c = shape[0]
@@ -239,6 +255,8 @@ class Net:
 
     def loss(self, x, t, train_flg=True):
         """Mean cross-entropy loss of the batch; t as integer labels (N,) or one-hot (N, K)."""
+        if len(np.shape(x)) and np.shape(x)[0] == 0:
+            raise ValueError("x holds no samples: the mean loss of an empty batch is undefined")
         return self.last_layer.forward(self.predict(x, train_flg), t)
 
     def accuracy(self, x, t, batch_size=100):

@@ -3,7 +3,7 @@
 This is the oracle the C backend is tested against and the baseline it is
 benchmarked against. It assumes its arguments were already validated and
 normalised by :mod:`fastconv.functional`: arrays are C-contiguous, native-endian
-float32/float64, and every window parameter is an ``(h, w)`` pair of ints.
+float32/float64, and every window is a :class:`fastconv._geometry.Window`.
 Python loops here run over window offsets (at most kh*kw iterations), never
 over pixels.
 """
@@ -16,30 +16,23 @@ __all__ = [
 ]
 
 
-def _out_size(size, k, s, p, d=1):
-    return (size + 2 * p - d * (k - 1) - 1) // s + 1
-
-
-def _patches(x, kernel, stride, pad, dilation=(1, 1), fill=0.0):
+def _patches(x, window, fill=0.0):
     """View of shape (N, C, OH, OW, kh, kw): the window under each output pixel."""
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, pad, dilation
-    n, c, h, w = x.shape
-    oh = _out_size(h, kh, sh, ph, dh)
-    ow = _out_size(w, kw, sw, pw, dw)
+    (sh, sw), (ph, pw), (dh, dw) = window.stride, window.padding, window.dilation
+    oh, ow = window.out_size(*x.shape[2:])
     if ph or pw:
         x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
-    span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
-    win = sliding_window_view(x, (span_h, span_w), axis=(2, 3))
+    win = sliding_window_view(x, window.span, axis=(2, 3))
     return win[:, :, : oh * sh : sh, : ow * sw : sw, ::dh, ::dw]
 
 
-def im2col(x, kernel, stride, pad):
+def im2col(x, window):
     n, c = x.shape[:2]
-    win = _patches(x, kernel, stride, pad)
+    win = _patches(x, window)
     oh, ow = win.shape[2:4]
     # (n, oh, ow) become rows and (c, kh, kw) columns: the book's layout.
     return np.ascontiguousarray(win.transpose(0, 2, 3, 1, 4, 5)).reshape(
-        n * oh * ow, c * kernel[0] * kernel[1])
+        n * oh * ow, c * window.kernel[0] * window.kernel[1])
 
 
 def _offsets(k, d, size, count, stride, pad):
@@ -56,14 +49,15 @@ def _reach(size, count, stride, pad, offset):
     return lo, hi, first + lo * stride
 
 
-def _scatter_windows(cols, input_shape, kernel, stride, pad, dilation=(1, 1)):
+def _scatter_windows(cols, input_shape, window):
     """Sum cols (N, C, kh, kw, OH, OW) onto the image, dropping what lands on padding.
 
     Only offsets and outputs that reach real cells are visited, so a window
     far larger than the image (all padding around it) costs nothing extra.
     """
     n, c, h, w = input_shape
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, pad, dilation
+    (kh, kw), (sh, sw) = window.kernel, window.stride
+    (ph, pw), (dh, dw) = window.padding, window.dilation
     oh, ow = cols.shape[4:]
     out = np.zeros((n, c, h, w), dtype=cols.dtype)
     for i in _offsets(kh, dh, h, oh, sh, ph):
@@ -80,40 +74,37 @@ def _scatter_windows(cols, input_shape, kernel, stride, pad, dilation=(1, 1)):
     return out
 
 
-def col2im(col, input_shape, kernel, stride, pad):
+def col2im(col, input_shape, window):
     n, c, h, w = input_shape
-    kh, kw = kernel
-    oh = _out_size(h, kh, stride[0], pad[0])
-    ow = _out_size(w, kw, stride[1], pad[1])
+    kh, kw = window.kernel
+    oh, ow = window.out_size(h, w)
     cols = col.reshape(n, oh, ow, c, kh, kw).transpose(0, 3, 4, 5, 1, 2)
-    return np.ascontiguousarray(_scatter_windows(cols, input_shape, kernel, stride, pad))
+    return np.ascontiguousarray(_scatter_windows(cols, input_shape, window))
 
 
-def unfold(x, kernel, dilation, pad, stride):
+def unfold(x, window):
     n, c = x.shape[:2]
-    win = _patches(x, kernel, stride, pad, dilation)
+    win = _patches(x, window)
     oh, ow = win.shape[2:4]
     # PyTorch's layout: (n, c*kh*kw, oh*ow).
     return np.ascontiguousarray(win.transpose(0, 1, 4, 5, 2, 3)).reshape(
-        n, c * kernel[0] * kernel[1], oh * ow)
+        n, c * window.kernel[0] * window.kernel[1], oh * ow)
 
 
-def fold(cols, output_size, kernel, dilation, pad, stride):
+def fold(cols, output_size, window):
     n = cols.shape[0]
-    kh, kw = kernel
+    kh, kw = window.kernel
     c = cols.shape[1] // (kh * kw)
     h, w = output_size
-    oh = _out_size(h, kh, stride[0], pad[0], dilation[0])
-    ow = _out_size(w, kw, stride[1], pad[1], dilation[1])
+    oh, ow = window.out_size(h, w)
     cols = cols.reshape(n, c, kh, kw, oh, ow)
-    return np.ascontiguousarray(
-        _scatter_windows(cols, (n, c, h, w), kernel, stride, pad, dilation))
+    return np.ascontiguousarray(_scatter_windows(cols, (n, c, h, w), window))
 
 
-def max_pool2d(x, kernel, stride, pad):
+def max_pool2d(x, window):
     n, c, h, w = x.shape
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
-    win = _patches(x, kernel, stride, pad, fill=-np.inf)
+    (kh, kw), (sh, sw), (ph, pw) = window.kernel, window.stride, window.padding
+    win = _patches(x, window, fill=-np.inf)
     oh, ow = win.shape[2:4]
     flat = win.reshape(n, c, oh, ow, kh * kw)
     # np.argmax returns the first maximum and the first NaN, which is exactly
@@ -146,17 +137,18 @@ def max_pool2d_backward(dout, indices, input_shape):
     return dx.reshape(input_shape)
 
 
-def avg_pool2d(x, kernel, stride, pad):
-    win = _patches(x, kernel, stride, pad)
+def avg_pool2d(x, window):
+    kh, kw = window.kernel
+    win = _patches(x, window)
     # Padded cells are zeros and still count in the divisor (count_include_pad).
-    return np.ascontiguousarray(win.sum(axis=(-2, -1)) / x.dtype.type(kernel[0] * kernel[1]))
+    return np.ascontiguousarray(win.sum(axis=(-2, -1)) / x.dtype.type(kh * kw))
 
 
-def avg_pool2d_backward(dout, input_shape, kernel, stride, pad):
-    kh, kw = kernel
+def avg_pool2d_backward(dout, input_shape, window):
+    kh, kw = window.kernel
     share = dout / dout.dtype.type(kh * kw)
     cols = np.broadcast_to(share[:, :, None, None], dout.shape[:2] + (kh, kw) + dout.shape[2:])
-    return np.ascontiguousarray(_scatter_windows(cols, input_shape, kernel, stride, pad))
+    return np.ascontiguousarray(_scatter_windows(cols, input_shape, window))
 
 
 def adam_update(param, grad, m, v, lr_t, beta1, beta2, eps):

@@ -1,0 +1,225 @@
+"""The runtime: which backend runs, on how many threads, and what a fork does.
+
+Everything here is process state that the ops in :mod:`fastconv.functional`
+read at each call. Nothing outside this module touches its private names;
+tests use :func:`force_parallel_split` and :func:`last_team_size`.
+"""
+import contextlib
+import operator
+import os
+import warnings
+
+# OpenBLAS's idle worker threads spin for about 2**28 cycles after each
+# product before they sleep; in a training step that is always, and a
+# spinning worker takes a core from fastconv's OpenMP kernels in between
+# (benchmarks/README.md). OpenBLAS reads this when numpy loads it, so it only
+# helps where fastconv is imported before numpy (as the command line does);
+# a value the user set wins.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+# Idle libgomp workers spin by default, and spinning they take the cores away
+# from numpy's BLAS threads, which run between our kernels (a DeepConvNet
+# training step took about twice as long: benchmarks/README.md). libgomp reads
+# this once, when it is loaded with _ext; a value the user set wins.
+WAIT_POLICY_SET_HERE = "OMP_WAIT_POLICY" not in os.environ
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+try:
+    from . import _ext as ext
+except ImportError as exc:  # the package still works, on NumPy
+    ext = None
+    _EXT_ERROR = exc
+else:
+    _EXT_ERROR = None
+
+__all__ = [
+    "ext", "BACKENDS", "available_backends", "set_backend", "get_backend", "use_backend",
+    "use_c", "openmp_enabled", "set_num_threads", "get_num_threads", "use_num_threads",
+    "max_threads_allowed", "threads_for", "force_parallel_split", "last_team_size",
+    "WAIT_POLICY_SET_HERE",
+]
+
+BACKENDS = ("c", "numpy")
+
+
+def _warn_no_extension():
+    warnings.warn(
+        f"fastconv's compiled extension could not be imported ({_EXT_ERROR}); "
+        "using the NumPy backend, which is much slower.",
+        RuntimeWarning, stacklevel=3)
+
+
+def _initial_backend():
+    name = os.environ.get("FASTCONV_BACKEND", "c").strip().lower() or "c"
+    if name not in BACKENDS:
+        warnings.warn(f"FASTCONV_BACKEND must be one of {BACKENDS}, got {name!r}; using 'c'",
+                      RuntimeWarning, stacklevel=2)
+        name = "c"
+    if name == "c" and ext is None:
+        _warn_no_extension()  # said once, here at import
+        name = "numpy"
+    return name
+
+
+_backend = _initial_backend()
+
+
+def available_backends():
+    """The backends that can run here: ``("c", "numpy")``, or ``("numpy",)``."""
+    return BACKENDS if ext is not None else ("numpy",)
+
+
+def set_backend(name):
+    """Select the backend for every op in this process: ``"c"`` or ``"numpy"``.
+
+    Raises ValueError for an unknown name and RuntimeError when ``"c"`` is
+    asked for but the compiled extension failed to import.
+    """
+    global _backend
+    if not isinstance(name, str) or name.lower() not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
+    name = name.lower()
+    if name == "c" and ext is None:
+        raise RuntimeError(f"the C backend is unavailable: {_EXT_ERROR}")
+    _backend = name
+
+
+def get_backend():
+    """The name of the active backend, ``"c"`` or ``"numpy"``."""
+    return _backend
+
+
+@contextlib.contextmanager
+def use_backend(name):
+    """Context manager that selects a backend and restores the previous one."""
+    previous = _backend
+    set_backend(name)
+    try:
+        yield
+    finally:
+        set_backend(previous)
+
+
+def use_c():
+    """True when the next op runs the compiled kernels."""
+    return _backend == "c"
+
+
+# --- threads -----------------------------------------------------------------
+
+_num_threads = None      # None: follow OpenMP (OMP_NUM_THREADS, threadpoolctl)
+_forked = False          # are we a fork()ed child that has not chosen a count?
+
+
+def _after_fork_in_child():
+    # libgomp's worker pool does not survive fork(), and a child that opens a
+    # parallel region after anyone in the parent (fastconv, torch, any library
+    # sharing libgomp) used one waits forever. We cannot see what other
+    # libraries did, so every forked child runs single-threaded until it sets
+    # a thread count itself.
+    global _forked, _num_threads
+    _forked, _num_threads = True, None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def openmp_enabled():
+    """True when the compiled extension is present and was built with OpenMP."""
+    return ext is not None and ext.openmp_enabled()
+
+
+def max_threads_allowed():
+    """The largest count :func:`set_num_threads` accepts: OpenMP's thread limit,
+    and at most 16 threads per CPU (beyond that libgomp may fail to create
+    them and end the process)."""
+    cpus = os.cpu_count() or 1
+    limit = ext.thread_limit() if openmp_enabled() else 1 << 30
+    return max(1, min(limit, 16 * cpus))
+
+
+def set_num_threads(n):
+    """Fix the number of threads fastconv's kernels use, for the whole process.
+
+    ``n`` is a positive int up to :func:`max_threads_allowed`, or None to go
+    back to the default, which reads ``omp_get_max_threads()`` at every call
+    and so honours ``OMP_NUM_THREADS`` and ``threadpoolctl.threadpool_limits``.
+    Results never depend on it. In a child made by ``fork()`` the default is
+    1 thread; calling this there is the child's own choice.
+    """
+    global _num_threads, _forked
+    if n is not None:
+        try:
+            if isinstance(n, bool):
+                raise TypeError
+            n = operator.index(n)
+        except TypeError:
+            raise TypeError(f"n must be a positive int or None, got {n!r}") from None
+        if n < 1:
+            raise ValueError(f"n must be a positive int or None, got {n!r}")
+        limit = max_threads_allowed()
+        if n > limit:
+            raise ValueError(f"n must be at most {limit} (OpenMP's thread limit, and 16 "
+                             f"per CPU), got {n}")
+        _forked = False
+    _num_threads = n
+
+
+def get_num_threads():
+    """The number of threads the next kernel call may use."""
+    if not openmp_enabled():
+        return 1
+    if _num_threads is not None:
+        return _num_threads
+    if _forked:
+        return 1
+    return max(1, ext.max_threads())
+
+
+@contextlib.contextmanager
+def use_num_threads(n):
+    """Context manager: :func:`set_num_threads` ``(n)`` inside, the previous
+    setting (an explicit count, or None) restored after."""
+    previous = _num_threads
+    set_num_threads(n)
+    try:
+        yield
+    finally:
+        set_num_threads(previous)
+
+
+# Below this many output elements a second thread costs more to wake than it
+# saves; on a loaded machine the wake-up can take a whole scheduler tick.
+_GRAIN = 1 << 15
+_grain = _GRAIN
+
+
+def threads_for(work):
+    """Threads for a kernel call producing ``work`` output elements."""
+    return min(get_num_threads(), max(1, work // _grain))
+
+
+@contextlib.contextmanager
+def force_parallel_split():
+    """For tests: split every call, however small, over all threads (grain 1),
+    so that small inputs exercise the multi-threaded code paths."""
+    global _grain
+    previous = _grain
+    _grain = 1
+    try:
+        yield
+    finally:
+        _grain = previous
+
+
+def last_team_size(reset=False):
+    """For tests: the team size of the last parallel region any kernel ran
+    (0 if none ran since the last reset). ``reset=True`` clears it and
+    returns the value it had."""
+    if ext is None:
+        return 0
+    value = ext.last_team()
+    if reset:
+        ext.reset_team()
+    return value
