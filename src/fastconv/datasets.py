@@ -464,6 +464,7 @@ def _download_one(
                 _lock(out)  # tells _remove_stale_parts in other processes: still running
                 _fetch(url, out, name, progress, timeout)
                 out.flush()
+                os.fsync(out.fileno())  # on disk before the rename makes it visible
                 digest, is_gzip = _content_sha256(out, name)
             if digest != MNIST_SHA256[name]:
                 raise DatasetError(
