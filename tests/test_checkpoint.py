@@ -395,3 +395,10 @@ def test_checkpoint_error_names_the_file(tmp_path):
     with pytest.raises(CheckpointError, match=r"junk\.npz"):
         read_npz(path)
     assert issubclass(checkpoint.CheckpointError, ValueError)
+
+
+def test_viz_still_draws_into_an_open_file():
+    from fastconv import viz
+    buf = io.BytesIO()
+    viz.plot_filters(np.ones((4, 1, 3, 3)), buf)
+    assert buf.getvalue()[:8] == b"\x89PNG\r\n\x1a\n"

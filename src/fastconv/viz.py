@@ -30,7 +30,11 @@ def _figure(width, height):
 
 def _save(fig, path):
     """Write the figure to ``path`` atomically (see fastconv.checkpoint.atomic_write);
-    the format follows the suffix, PNG when there is none."""
+    the format follows the suffix, PNG when there is none. An open binary file is
+    written as PNG, in place."""
+    if hasattr(path, "write"):
+        fig.savefig(path, format="png")
+        return
     suffix = os.path.splitext(os.fspath(path))[1].lstrip(".").lower()
     with atomic_write(path) as f:
         fig.savefig(f, format=suffix or "png")
