@@ -775,48 +775,48 @@ CASES = [
          Exits(2, r"argument --model: invalid choice: 'vgg'")),
     Case("cli train on corrupt MNIST leaves no output folder", cli_case(lambda e: [
          "train", "--data", junk_mnist(e), "--out", e.path / "out", "--quiet"]),
-         Exits(2, r"^fastconv train: error: .*train-images-idx3-ubyte: 4 bytes is too short "
+         Exits(1, r"^fastconv train: error: .*train-images-idx3-ubyte: 4 bytes is too short "
                   r"for an IDX images header", after=lambda e: not_created(e.path / "out"))),
     Case("cli train without data and without network", cli_case(lambda e: [
          "train", "--data", e.path / "empty", "--out", e.path / "out", "--quiet"]),
-         Exits(2, r"^fastconv train: error: MNIST file train-images-idx3-ubyte is missing "
+         Exits(1, r"^fastconv train: error: MNIST file train-images-idx3-ubyte is missing "
                   r"from .* and could not be downloaded")),
     Case("cli eval missing params", cli_case(lambda e: [
          "eval", "--params", e.path / "nope.npz", "--data", junk_mnist(e)]),
-         Exits(2, r"^fastconv eval: error: parameter file not found: .*nope\.npz$")),
+         Exits(1, r"^fastconv eval: error: parameter file not found: .*nope\.npz$")),
     Case("cli eval params is a folder", cli_case(lambda e: [
          "eval", "--params", e.path, "--data", junk_mnist(e)]),
-         Exits(2, r"^fastconv eval: error: parameter file not found")),
+         Exits(1, r"^fastconv eval: error: parameter file not found")),
     Case("cli eval pickle params: refused, never run", cli_case(lambda e: [
          "eval", "--params", evil_pickle(e), "--data", junk_mnist(e)]),
-         Exits(2, r"^fastconv eval: error: cannot load .*params\.pkl into the simple model: "
+         Exits(1, r"^fastconv eval: error: cannot load .*params\.pkl into the simple model: "
                   r".* is not an \.npz parameter file", after=marker_absent)),
     Case("cli viz object-array params: refused, never run", cli_case(lambda e: [
          "viz", "--params", object_npz(e), "--data", junk_mnist(e)]),
-         Exits(2, r"^fastconv viz: error: cannot load .*object\.npz into the simple model: .*"
+         Exits(1, r"^fastconv viz: error: cannot load .*object\.npz into the simple model: .*"
                   r"Object arrays cannot be loaded", after=marker_absent)),
     Case("cli eval truncated params", cli_case(lambda e: [
          "eval", "--params", truncated_npz(e), "--data", junk_mnist(e)]),
-         Exits(2, r"^fastconv eval: error: cannot load .*truncated\.npz .*not a valid \.npz")),
+         Exits(1, r"^fastconv eval: error: cannot load .*truncated\.npz .*not a valid \.npz")),
     Case("cli eval compressed params with corrupt data", cli_case(lambda e: [
          "eval", "--params", corrupt_compressed_npz(e), "--data", junk_mnist(e)]),
-         Exits(2, r"^fastconv eval: error: cannot load .*compressed\.npz")),
+         Exits(1, r"^fastconv eval: error: cannot load .*compressed\.npz")),
     Case("cli eval params of another model", cli_case(lambda e: [
          "eval", "--params", good_npz(e), "--model", "lenet", "--data", junk_mnist(e)]),
-         Exits(2, r"^fastconv eval: error: cannot load .* into the lenet model: .*parameter "
+         Exits(1, r"^fastconv eval: error: cannot load .* into the lenet model: .*parameter "
                   r"names do not match")),
     Case("cli eval params whose header claims 2**40 elements", cli_case(lambda e: [
          "eval", "--params", huge_header_npz(e), "--data", junk_mnist(e)]),
-         Exits(2, r"^fastconv eval: error: cannot load .*huge\.npz")),
+         Exits(1, r"^fastconv eval: error: cannot load .*huge\.npz")),
     Case("cli eval model.json with an unknown model", cli_case(lambda e: [
          "eval", "--params", sidecar_npz(e, '{"model": "vgg"}'), "--data", junk_mnist(e)]),
-         Exits(2, r"^fastconv eval: error: .*model\.json names an unknown model 'vgg'")),
+         Exits(1, r"^fastconv eval: error: .*model\.json names an unknown model 'vgg'")),
     Case("cli eval model.json not JSON", cli_case(lambda e: [
          "eval", "--params", sidecar_npz(e, "{model: simple"), "--data", junk_mnist(e)]),
-         Exits(2, r"^fastconv eval: error: cannot read .*model\.json")),
+         Exits(1, r"^fastconv eval: error: cannot read .*model\.json")),
     Case("cli eval model.json a JSON list", cli_case(lambda e: [
          "eval", "--params", sidecar_npz(e, "[1, 2]"), "--data", junk_mnist(e)]),
-         Exits(2, r"^fastconv eval: error: cannot read .*model\.json: expected a JSON object")),
+         Exits(1, r"^fastconv eval: error: cannot read .*model\.json: expected a JSON object")),
     Case("cli bench --threads -1", cli_case(lambda e: [
          "bench", "--quick", "--repeats", "1", "--threads", "-1"]),
          Exits(2, r"argument --threads")),

@@ -33,7 +33,7 @@ import fastconv
 from fastconv import cli
 from fastconv import datasets
 from fastconv import functional as F
-from fastconv.models import SimpleConvNet
+from fastconv.models import SimpleConvNet, make_model
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # Label counts of the 10,000 test images (../shared/data/mnist/README.md).
@@ -96,9 +96,11 @@ def load_npz(path):
         return {k: f[k] for k in f.files}
 
 
-def assert_one_line_error(status, err, *fragments):
-    """A user error: status != 0, one line on stderr, no traceback."""
+def assert_one_line_error(status, err, *fragments, expected_status=None):
+    """A user error: status != 0 (or ``expected_status``), one line on stderr, no traceback."""
     assert status not in (0, None), f"expected a failure status, got {status!r}"
+    if expected_status is not None:
+        assert status == expected_status, (status, err)
     assert "Traceback" not in err, err
     lines = err.splitlines()
     assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{err}"
@@ -238,7 +240,7 @@ def test_train_other_models(model, mnist_dir, tmp_path):
     assert re.search(r"^final test accuracy \d\.\d{4} on 200 images", stdout, re.M), stdout
     for name in TRAIN_OUTPUTS:
         assert (out / name).is_file(), name
-    net = cli.make_model(model)
+    net = make_model(model)
     net.load_params(out / "params.npz")  # the file matches the network it came from
 
 
@@ -251,6 +253,25 @@ def test_train_numpy_backend(mnist_dir, tmp_path):
     summary = json.loads((out / "history.json").read_text())
     assert summary["backend"] == "numpy"
     assert len(summary["history"]) == 1 and math.isfinite(summary["history"][0]["loss"])
+
+
+def test_train_cosine_schedule(mnist_dir, tmp_path):
+    out = tmp_path / "cos"
+    status, _, err = train(out, mnist_dir, "--limit", "100", "--epochs", "3", "--batch-size",
+                           "50", "--lr", "0.004", "--lr-schedule", "cosine", "--quiet")
+    assert status == 0, err
+    lrs = [r["lr"] for r in json.loads((out / "history.json").read_text())["history"]]
+    # Epoch e (from 1) trains with 0.004 * (1 + cos(pi * (e - 1) / 3)) / 2.
+    assert lrs == pytest.approx([0.004, 0.003, 0.001], rel=1e-12)
+
+
+def test_cosine_lr_values_and_errors():
+    from fastconv.optim import cosine_lr
+    assert [cosine_lr(1.0, e, 4) for e in range(5)] == pytest.approx(
+        [1.0, (1 + 2 ** -0.5) / 2, 0.5, (1 - 2 ** -0.5) / 2, 0.0], abs=1e-15)
+    for epoch, epochs in [(-1, 4), (5, 4), (0, 0)]:
+        with pytest.raises(ValueError, match="epoch"):
+            cosine_lr(1.0, epoch, epochs)
 
 
 # --- eval and viz ---------------------------------------------------------------
@@ -375,7 +396,7 @@ def test_data_folder_without_mnist(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     status, _, err = train(tmp_path / "out", empty, "--limit", "10", "--epochs", "1")
-    assert status == 2
+    assert status == 1
     assert "Traceback" not in err
     assert err.startswith("fastconv train: error: "), err
     assert str(empty) in err and "--data" in err
@@ -396,6 +417,170 @@ def test_viz_index_out_of_range(index, small_run, mnist_dir, tmp_path):
                               "--data", mnist_dir, "--out", out, "--index", index])
     assert_one_line_error(status, err, "--index", str(index))
     assert not (out / "feature_maps.png").exists()
+
+
+# --- every subcommand against bad options: one line, never a traceback ---------------
+
+# /proc refuses new entries, even to root (tests may run as root, where chmod
+# does not stop a write).
+PROC_CHILD = "/proc/fastconv-test-out"
+
+
+def _a_file(tmp_path):
+    path = tmp_path / "a-file"
+    path.write_text("not a folder")
+    return path
+
+
+# (id, argv builder (tmp_path, params) -> argv, exit status, fragments of the error line).
+# Usage errors (argparse's, and bad values found after parsing) exit 2, the rest 1.
+BAD_RUNS = [
+    ("train-seed-negative", lambda t, p: ["train", "--seed", "-1", "--out", t / "out"],
+     2, ["--seed", "'-1'"]),
+    ("train-seed-text", lambda t, p: ["train", "--seed", "x", "--out", t / "out"],
+     2, ["--seed"]),
+    ("train-augment-huge", lambda t, p: ["train", "--augment", "100000", "--out", t / "out"],
+     2, ["--augment", "100000"]),
+    ("train-augment-negative", lambda t, p: ["train", "--augment", "-1", "--out", t / "out"],
+     2, ["--augment"]),
+    ("train-epochs-zero", lambda t, p: ["train", "--epochs", "0", "--out", t / "out"],
+     2, ["--epochs"]),
+    ("train-limit-zero", lambda t, p: ["train", "--limit", "0", "--out", t / "out"],
+     2, ["--limit"]),
+    ("train-lr-inf", lambda t, p: ["train", "--lr", "inf", "--out", t / "out"], 2, ["--lr"]),
+    ("train-dtype-half", lambda t, p: ["train", "--dtype", "float16", "--out", t / "out"],
+     2, ["--dtype"]),
+    ("train-threads-zero", lambda t, p: ["train", "--threads", "0", "--out", t / "out"],
+     2, ["--threads"]),
+    ("train-out-proc", lambda t, p: ["train", "--out", "/proc"], 1, ["/proc"]),
+    ("train-out-proc-child", lambda t, p: ["train", "--out", PROC_CHILD], 1, [PROC_CHILD]),
+    ("train-out-is-a-file", lambda t, p: ["train", "--out", _a_file(t)], 1, ["a-file"]),
+    ("train-data-is-a-file", lambda t, p: ["train", "--data", _a_file(t), "--out", t / "out",
+                                           "--no-download"], 1, ["a-file"]),
+    ("eval-out-proc", lambda t, p: ["eval", "--params", p, "--out", "/proc"], 1, ["/proc"]),
+    ("eval-out-proc-child", lambda t, p: ["eval", "--params", p, "--out", PROC_CHILD],
+     1, [PROC_CHILD]),
+    ("eval-out-is-a-file", lambda t, p: ["eval", "--params", p, "--out", _a_file(t)],
+     1, ["a-file"]),
+    ("eval-params-folder", lambda t, p: ["eval", "--params", t], 1, ["not found"]),
+    ("eval-no-params", lambda t, p: ["eval"], 2, ["--params"]),
+    ("viz-out-proc", lambda t, p: ["viz", "--params", p, "--out", "/proc"], 1, ["/proc"]),
+    ("viz-out-proc-child", lambda t, p: ["viz", "--params", p, "--out", PROC_CHILD],
+     1, [PROC_CHILD]),
+    ("viz-index-huge", lambda t, p: ["viz", "--params", p, "--index", "10000"],
+     2, ["--index", "10000"]),
+    ("viz-index-text", lambda t, p: ["viz", "--params", p, "--index", "one"], 2, ["--index"]),
+    ("bench-json-proc", lambda t, p: ["bench", "--quick", "--json", "/proc/bench.json"],
+     1, ["/proc/bench.json"]),
+    ("bench-json-folder", lambda t, p: ["bench", "--quick", "--json", t], 1, ["--json"]),
+    ("bench-json-missing-folder", lambda t, p: ["bench", "--quick", "--json",
+                                                t / "no" / "b.json"], 1, ["b.json"]),
+    ("bench-repeats-zero", lambda t, p: ["bench", "--repeats", "0"], 2, ["--repeats"]),
+    ("no-command", lambda t, p: [], 2, []),
+    ("unknown-command", lambda t, p: ["fly"], 2, ["fly"]),
+]
+
+
+def _must_not_run(*args, **kwargs):
+    raise AssertionError("a bad option must be refused before the work starts")
+
+
+@pytest.mark.parametrize("argv, status, fragments", [r[1:] for r in BAD_RUNS],
+                         ids=[r[0] for r in BAD_RUNS])
+def test_bad_options_of_every_subcommand(argv, status, fragments, small_run, mnist_dir,
+                                         tmp_path, monkeypatch):
+    from fastconv import bench, models, trainer
+    # The work a bad option must stop before: training, evaluation, benchmarking.
+    monkeypatch.setattr(trainer.Trainer, "train", _must_not_run)
+    monkeypatch.setattr(models.Net, "predict", _must_not_run)
+    monkeypatch.setattr(bench, "bench_kernels", _must_not_run)
+    monkeypatch.setattr(bench, "bench_training", _must_not_run)
+    args = [str(a) for a in argv(tmp_path, small_run["out"] / "params.npz")]
+    if args and args[0] in ("train", "eval", "viz") and "--data" not in args:
+        args += ["--data", str(mnist_dir)]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, _, err = run_cli(args)
+    assert code == status, err
+    assert "Traceback" not in err
+    last = err.splitlines()[-1]
+    if status == 1:
+        assert_one_line_error(code, err, *fragments)
+    else:
+        assert re.match(r"fastconv( \w+)?: error: ", last), err
+        for fragment in fragments:
+            assert fragment in last, (fragment, last)
+    # A refused command leaves nothing behind (no empty --out folder).
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_failure_removes_the_out_folder_it_created(mnist_dir, tmp_path, monkeypatch):
+    from fastconv import trainer
+
+    def boom(self):
+        raise ValueError("the optimiser diverged")
+
+    monkeypatch.setattr(trainer.Trainer, "train", boom)
+    out = tmp_path / "new" / "run"
+    status, _, err = train(out, mnist_dir, "--limit", "100", "--epochs", "1", "--quiet")
+    assert_one_line_error(status, err, "the optimiser diverged", expected_status=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_final_save_failure_keeps_the_weights_in_the_temp_folder(mnist_dir, tmp_path,
+                                                                  monkeypatch):
+    import tempfile
+
+    from fastconv import trainer
+    out = tmp_path / "out"
+    fallback = tmp_path / "tmp"
+    fallback.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(fallback))
+    real_train = trainer.Trainer.train
+
+    def train_then_lose_the_folder(self, *args, **kwargs):
+        result = real_train(self, *args, **kwargs)
+        shutil.rmtree(out)
+        out.write_text("a file where the output folder was")
+        return result
+
+    monkeypatch.setattr(trainer.Trainer, "train", train_then_lose_the_folder)
+    status, _, err = train(out, mnist_dir, "--limit", "100", "--epochs", "1",
+                           "--batch-size", "50", "--quiet")
+    assert_one_line_error(status, err, str(out / "params.npz"), expected_status=1)
+    saved = list(fallback.iterdir())
+    assert len(saved) == 1 and saved[0].suffix == ".npz", saved
+    assert str(saved[0]) in err
+    net = SimpleConvNet()
+    net.load_params(saved[0])
+    untrained = make_model("simple", seed=0)
+    assert not np.array_equal(net.params["W2"], untrained.params["W2"])
+
+
+def test_train_on_a_full_disk_keeps_the_previous_run(small_run, mnist_dir, tmp_path):
+    """``ulimit -f`` in a child: the new params.npz cannot be written, nor its fallback."""
+    import resource
+    out = tmp_path / "run"
+    out.mkdir()
+    shutil.copy(small_run["out"] / "params.npz", out / "params.npz")
+    before = (out / "params.npz").read_bytes()
+    env = subprocess_env(tmp_path, mnist_dir)
+    env["TMPDIR"] = str(tmp_path / "tmp")
+    (tmp_path / "tmp").mkdir()
+
+    def limit_files():
+        _default_sigint()
+        resource.setrlimit(resource.RLIMIT_FSIZE, (500_000, 500_000))
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "fastconv", "train", "--data", str(mnist_dir), "--out", str(out),
+         "--limit", "100", "--epochs", "1", "--batch-size", "50", "--quiet"],
+        capture_output=True, text=True, timeout=600, env=env, preexec_fn=limit_files)
+    assert_one_line_error(proc.returncode, proc.stderr, str(out / "params.npz"),
+                          "File too large", expected_status=1)
+    assert (out / "params.npz").read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == ["params.npz"]
+    assert list((tmp_path / "tmp").iterdir()) == []
 
 
 # --- Ctrl-C -----------------------------------------------------------------------

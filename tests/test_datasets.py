@@ -548,3 +548,192 @@ def test_import_is_lazy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------------------------------
+# Bounded reading: a file is refused by its header and size before its data is read
+
+
+def _peak_while_refused(call, pattern):
+    """The peak of Python and NumPy allocations while ``call()`` raises DatasetError."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(DatasetError, match=pattern) as info:
+            call()
+        return tracemalloc.get_traced_memory()[1], str(info.value)
+    finally:
+        tracemalloc.stop()
+
+
+def _gzip_bomb(path, head, zero_bytes):
+    """``head`` then ``zero_bytes`` zeros, gzip-compressed: one member per MiB of zeros (all
+    the same member), so a file that inflates to hundreds of MB costs nothing to build."""
+    mib = 1 << 20
+    one = gzip.compress(bytes(mib), compresslevel=9)
+    with open(path, "wb") as f:
+        f.write(gzip.compress(head))
+        for _ in range(zero_bytes // mib):
+            f.write(one)
+    return path
+
+
+def _gz_set(folder, **override):
+    paths = write_set(folder)
+    for name, data in override.items():
+        paths[name].write_bytes(data)
+    return paths
+
+
+def test_gzip_bomb_after_a_valid_header_is_not_read_whole(tmp_path):
+    # A valid 60000-image header: its 47 MB are read, and then no more than a little.
+    paths = write_set(tmp_path)
+    header = np.array([0x803, 60000, 28, 28], dtype=">u4").tobytes()
+    _gzip_bomb(paths[IMG], header, 400 << 20)
+    assert paths[IMG].stat().st_size < 1 << 20
+    peak, msg = _peak_while_refused(lambda: load_mnist(data_dir=tmp_path, download=False),
+                                    r"trailing bytes")
+    assert str(paths[IMG]) in msg or str(paths[IMG].resolve()) in msg
+    assert peak < 100 << 20, f"{peak} bytes allocated for a 47 MB file"
+
+
+def test_gzip_header_promising_too_many_images_is_refused_before_reading(tmp_path):
+    paths = write_set(tmp_path)
+    header = np.array([0x803, 2**31 - 1, 28, 28], dtype=">u4").tobytes()
+    _gzip_bomb(paths[IMG], header, 300 << 20)
+    peak, msg = _peak_while_refused(lambda: load_mnist(data_dir=tmp_path, download=False),
+                                    r"2147483647 images.*train set has 60000")
+    assert peak < 16 << 20, f"{peak} bytes allocated to refuse a header"
+
+
+def test_gzip_labels_promising_too_many_are_refused_before_reading(tmp_path):
+    paths = write_set(tmp_path)
+    header = np.array([0x801, 2**31 - 1], dtype=">u4").tobytes()
+    _gzip_bomb(paths[LBL], header, 300 << 20)
+    peak, msg = _peak_while_refused(lambda: load_mnist(data_dir=tmp_path, download=False),
+                                    r"train-labels-idx1-ubyte.*2147483647 labels")
+    assert peak < 16 << 20, f"{peak} bytes allocated to refuse a header"
+
+
+@pytest.mark.parametrize("extra", [1, 300 << 20])
+def test_raw_file_longer_than_its_header_is_refused_by_its_size(tmp_path, extra):
+    paths = write_set(tmp_path, gz=False)
+    with open(paths[IMG], "r+b") as f:  # sparse: no disk is used for the zeros
+        f.truncate(16 + 5 * 784 + extra)
+    peak, msg = _peak_while_refused(lambda: load_mnist(data_dir=tmp_path, download=False),
+                                    rf"{extra} unexpected trailing bytes")
+    assert str(paths[IMG]) in msg or str(paths[IMG].resolve()) in msg
+    assert peak < 16 << 20, f"{peak} bytes allocated to refuse a file by its size"
+
+
+def test_gzip_trailing_bytes_are_counted_up_to_a_bound(tmp_path):
+    paths = write_set(tmp_path)
+    _gzip_bomb(paths[IMG], idx_images(5), 8 << 20)
+    expect_error(tmp_path, paths[IMG], r"more than \d+ unexpected trailing bytes")
+
+
+# ---------------------------------------------------------------------------------------
+# Bounded download
+
+
+def _endless_mirror(total):
+    """A mirror that sends ``total`` junk bytes with no Content-Length, then closes."""
+
+    class Handler(_Quiet):
+        protocol_version = "HTTP/1.0"
+
+        def do_GET(self):
+            self.server.requests.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            block = b"\x1f\x8b" + bytes(65534)
+            sent = 0
+            try:
+                while sent < total:
+                    self.wfile.write(block)
+                    sent += len(block)
+            except OSError:  # the client hung up, as it should
+                pass
+            self.server.sent = sent
+
+    return _serve(Handler)
+
+
+def _lying_mirror(length):
+    """A mirror whose Content-Length announces ``length`` bytes."""
+
+    class Handler(_Quiet):
+        def do_GET(self):
+            self.server.requests.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", str(length))
+            self.end_headers()
+            try:
+                self.wfile.write(bytes(65536))
+            except OSError:
+                pass
+
+    return _serve(Handler)
+
+
+def _all_but_test_labels(folder, mnist_dir):
+    for name in MNIST_FILES[:3]:
+        (folder / (name + ".gz")).symlink_to(mnist_dir / (name + ".gz"))
+
+
+def test_download_without_content_length_stops_at_the_known_size(tmp_path, mnist_dir):
+    _all_but_test_labels(tmp_path, mnist_dir)
+    server, url = _endless_mirror(40 << 20)
+    try:
+        with pytest.raises(DatasetUnavailableError) as info:
+            download_mnist(tmp_path, mirrors=[url])
+    finally:
+        _stop(server)
+    msg = str(info.value)
+    cap = datasets.MNIST_SIZES["t10k-labels-idx1-ubyte"]
+    assert re.search(r"more than (\d+) bytes", msg), msg
+    limit = int(re.search(r"more than (\d+) bytes", msg).group(1))
+    assert cap <= limit < 2 * cap + 4096, (limit, cap)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n + ".gz" for n in MNIST_FILES[:3])
+
+
+def test_download_refuses_an_oversized_content_length(tmp_path, mnist_dir):
+    _all_but_test_labels(tmp_path, mnist_dir)
+    server, url = _lying_mirror(300 << 20)
+    try:
+        with pytest.raises(DatasetUnavailableError, match=r"announces 314572800 bytes"):
+            download_mnist(tmp_path, mirrors=[url])
+    finally:
+        _stop(server)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n + ".gz" for n in MNIST_FILES[:3])
+
+
+def test_known_sizes_match_the_real_files(mnist_dir):
+    for name in MNIST_FILES:
+        with gzip.open(mnist_dir / (name + ".gz"), "rb") as f:
+            assert len(f.read()) == datasets.MNIST_SIZES[name], name
+
+
+def test_interrupted_download_leaves_no_part_file_on_the_next_run(tmp_path, good_mirror, real):
+    server, url = good_mirror
+    # What a download killed mid-way (SIGKILL, power cut) leaves behind.
+    for name in ("t10k-labels-idx1-ubyte", "train-images-idx3-ubyte"):
+        (tmp_path / f".{name}.k1ll3d.part").write_bytes(b"\x1f\x8b half a file")
+    (tmp_path / "notes.part").write_text("not ours")  # not a download: kept
+    (_, t), _ = load_mnist(normalize=False, data_dir=tmp_path, mirrors=[url])
+    assert np.array_equal(t, real[0][1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [n + ".gz" for n in MNIST_FILES] + ["notes.part"])
+
+
+def test_a_live_download_part_file_is_left_alone(tmp_path, good_mirror):
+    import fcntl
+
+    server, url = good_mirror
+    live = tmp_path / ".t10k-labels-idx1-ubyte.l1ve.part"
+    with open(live, "wb") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running download holds it
+        download_mnist(tmp_path, mirrors=[url])
+        assert live.exists()
+    assert (tmp_path / "t10k-labels-idx1-ubyte.gz").is_file()

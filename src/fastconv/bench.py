@@ -408,7 +408,7 @@ def format_training_table(rows):
 
 
 def _positive(text):
-    from .cli import _positive_int  # one definition of a positive integer option
+    from ._cli_types import positive_int as _positive_int  # shared with the cli
     return _positive_int(text)
 
 

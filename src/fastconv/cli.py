@@ -1,25 +1,47 @@
 """The ``fastconv`` command line: ``train``, ``eval``, ``viz`` and ``bench``.
 
-Every failure a user can cause (a bad option, a missing file, a parameter
-file of the wrong model) ends in one line on stderr and exit status 2, not a
-traceback. Ctrl-C during training saves a checkpoint first (exit status 130).
+One handler in :func:`main` turns every failure a user can cause into one line
+on stderr, never a traceback: a usage error (a bad option or option value)
+exits with status 2, any other error (a missing or damaged file, an output
+folder that cannot be written, fastconv's own ValueError or TypeError, an
+OSError) with status 1. Output folders are checked before any work starts,
+and a command that fails leaves no empty output folder behind. Every file is
+written atomically (a failed write keeps the previous file); if the trained
+parameters still cannot be saved, they go to the temporary folder and the
+error says where. Ctrl-C during training saves a checkpoint first (exit
+status 130).
 """
 import argparse
+import contextlib
 import json
-import math
 import os
 import sys
+import tempfile
 import time
 
 import numpy as np
 
+from ._cli_types import int_in_range, non_negative_int, positive_float, positive_int
+from .checkpoint import CheckpointError, atomic_path, atomic_write
+from .models import MODEL_NAMES, make_model
+
 __all__ = ["main", "build_parser", "MODELS"]
 
-MODELS = ("simple", "deep", "lenet", "alexnet")
+MODELS = MODEL_NAMES
+# A 28-pixel digit shifted any further is gone from the picture.
+_MAX_SHIFT = 27
 
 
 class CliError(Exception):
-    """A user error: printed as one line, exit status 2."""
+    """An error the user can fix: printed as one line, exit status 1."""
+
+    status = 1
+
+
+class UsageError(CliError):
+    """A bad option value found after parsing: one line, exit status 2, as argparse's."""
+
+    status = 2
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,24 +49,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _number(convert, accept, what):
-    """An argparse type: ``convert(text)``, refused unless ``accept(value)``."""
-    def parse(text):
-        try:
-            value = convert(text)
-        except ValueError:
-            value = None
-        if value is None or not accept(value):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-    return parse
-
-
-_non_negative_int = _number(int, lambda v: v >= 0, "a non-negative integer")
-_positive_int = _number(int, lambda v: v >= 1, "a positive integer")
-_positive_float = _number(float, lambda v: v > 0 and np.isfinite(v), "a positive number")
 
 
 def _add_common(p):
@@ -55,7 +59,7 @@ def _add_common(p):
                    help="fail instead of downloading when the data folder lacks MNIST")
     p.add_argument("--backend", choices=["c", "numpy"], default=None,
                    help="kernel backend (default: c, or $FASTCONV_BACKEND)")
-    p.add_argument("--threads", type=_positive_int, default=None,
+    p.add_argument("--threads", type=positive_int, default=None,
                    help="kernel threads (default: all cores, or $OMP_NUM_THREADS)")
 
 
@@ -77,23 +81,23 @@ def build_parser():
     p = sub.add_parser("train", help="train a network on MNIST (default: the book's "
                                      "SimpleConvNet recipe)")
     _add_model(p)
-    p.add_argument("--epochs", type=_positive_int, default=20)
-    p.add_argument("--batch-size", type=_positive_int, default=100)
+    p.add_argument("--epochs", type=positive_int, default=20)
+    p.add_argument("--batch-size", type=positive_int, default=100)
     p.add_argument("--optimizer", default="adam",
                    choices=["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"])
-    p.add_argument("--lr", type=_positive_float, default=0.001)
-    p.add_argument("--augment", type=_non_negative_int, default=0, metavar="PX",
-                   help="shift each training image by up to PX pixels at random (default 0: "
-                        "the book's recipe)")
+    p.add_argument("--lr", type=positive_float, default=0.001)
+    p.add_argument("--augment", type=int_in_range(0, _MAX_SHIFT), default=0, metavar="PX",
+                   help=f"shift each training image by up to PX pixels at random, at most "
+                        f"{_MAX_SHIFT} (default 0: the book's recipe)")
     p.add_argument("--init", choices=["book", "he"], default="book",
                    help="initial weights: the book's (SimpleConvNet: normal with std 0.01; "
                         "DeepConvNet: He) or He's sqrt(2/fan_in) for every model")
     p.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
                    help="constant (the book's) or cosine decay of the learning rate to zero "
                         "over the epochs")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=non_negative_int, default=0,
                    help="seed of the initial weights and the shuffling (default 0)")
-    p.add_argument("--limit", type=_positive_int, default=None,
+    p.add_argument("--limit", type=positive_int, default=None,
                    help="train on the first N training images and test on the first N test "
                         "images, for a quick try")
     p.add_argument("--out", metavar="DIR", default="runs/train",
@@ -122,7 +126,7 @@ def build_parser():
     from . import bench
     p = sub.add_parser("bench", help="time the C kernels against NumPy and PyTorch")
     bench.add_arguments(p)
-    p.set_defaults(run=bench.run)
+    p.set_defaults(run=cmd_bench)
     return parser
 
 
@@ -147,43 +151,15 @@ def _configure(args):
 
 
 def _load_data(args, limit=None):
-    from .datasets import DatasetError, load_mnist
-    try:
-        (x_train, t_train), (x_test, t_test) = load_mnist(
-            normalize=True, flatten=False, data_dir=args.data,
-            download=not args.no_download, progress=True)
-    except DatasetError as exc:
-        # The library's message lists every mirror on its own line; a command
-        # line error is one line.
-        raise CliError(" ".join(str(exc).split())) from None
+    from .datasets import load_mnist
+    (x_train, t_train), (x_test, t_test) = load_mnist(
+        normalize=True, flatten=False, data_dir=args.data,
+        download=not args.no_download, progress=True)
     if limit:
         x_train, t_train = x_train[:limit], t_train[:limit]
         x_test, t_test = x_test[:limit], t_test[:limit]
     dtype = np.dtype(args.dtype or "float32")
     return (x_train.astype(dtype, copy=False), t_train), (x_test.astype(dtype, copy=False), t_test)
-
-
-def make_model(name, dtype=np.float32, seed=0, init="book"):
-    """The network called ``name`` (one of MODELS) for 1x28x28 MNIST digits.
-
-    ``init="he"`` gives SimpleConvNet He's initial weights instead of the
-    book's std 0.01 (the other models use He's already).
-    """
-    from . import models
-    if name == "simple":
-        return models.SimpleConvNet(weight_init_std="he" if init == "he" else 0.01,
-                                    dtype=dtype, seed=seed)
-    if name == "deep":
-        return models.DeepConvNet(dtype=dtype, seed=seed)
-    if name == "lenet":
-        return models.LeNet(input_dim=(1, 28, 28), dtype=dtype, seed=seed)
-    if name == "alexnet":
-        # The paper's widths and 11x11 stride-4 first layer are for 224x224
-        # photos; a 28x28 digit gets a 3x3 first layer and narrower layers.
-        return models.AlexNet((1, 28, 28), output_size=10, conv_channels=(32, 64, 96, 96, 64),
-                              hidden_size=256, conv1_size=3, conv1_stride=1, conv1_pad=1,
-                              dtype=dtype, seed=seed)
-    raise CliError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
 
 
 def _load_network(args):
@@ -215,11 +191,56 @@ def _load_network(args):
     return network, model
 
 
-def _ensure_dir(path):
+def _reason(exc):
+    """What went wrong, without the file name (the message names it already)."""
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+
+
+def _remove_empty(folders):
+    """Remove the folders this run created, deepest first, if they are still empty."""
+    for folder in reversed(folders):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
+
+
+def _prepare_out(path, option="--out"):
+    """Create the folder ``path`` if missing and prove that a file can be made in it;
+    return the folders created, for :func:`_remove_empty`."""
+    missing, parent = [], os.path.abspath(path)
+    while not os.path.lexists(parent):
+        missing.append(parent)
+        parent = os.path.dirname(parent)
+    created = []
     try:
-        os.makedirs(path, exist_ok=True)
+        for folder in reversed(missing):
+            os.mkdir(folder)
+            created.append(folder)
+        if not os.path.isdir(path):
+            raise CliError(f"{option} {path} is not a folder")
+        with tempfile.TemporaryFile(dir=path):
+            pass
     except OSError as exc:
-        raise CliError(f"cannot create output folder {path}: {exc}") from None
+        _remove_empty(created)
+        verb = "create" if missing and len(created) < len(missing) else "write in"
+        raise CliError(f"cannot {verb} {option} folder {path}: {_reason(exc)}") from None
+    except CliError:
+        _remove_empty(created)
+        raise
+    return created
+
+
+@contextlib.contextmanager
+def _output_folder(path, option="--out"):
+    """The folder ``path``, ready for writing; removed again if the command fails
+    and left it empty."""
+    created = _prepare_out(path, option)
+    try:
+        yield path
+    except BaseException:
+        _remove_empty(created)
+        raise
 
 
 def _conv1_maps(network, image):
@@ -249,17 +270,25 @@ def _save_pictures_of_filters(network, x_test, out, before=None, index=0):
 # --- commands -------------------------------------------------------------------
 
 def cmd_train(args):
-    from tqdm.auto import tqdm
-
-    from . import functional as F
-    from .trainer import Trainer
-
     _configure(args)
     args.model = args.model or "simple"
     args.dtype = args.dtype or "float32"
-    (x_train, t_train), (x_test, t_test) = _load_data(args, args.limit)
-    _ensure_dir(args.out)  # only once the data is there: a failed run leaves nothing
-    network = make_model(args.model, np.dtype(args.dtype), args.seed, args.init)
+    # Checked first, so that no training (or download) is wasted on a folder
+    # that cannot take the results; removed again if the run fails early.
+    with _output_folder(args.out):
+        train, test = _load_data(args, args.limit)
+        network = make_model(args.model, np.dtype(args.dtype), args.seed, args.init)
+        return _train(args, network, train, test)
+
+
+def _train(args, network, train, test):
+    from tqdm.auto import tqdm
+
+    from . import functional as F
+    from .optim import cosine_lr
+    from .trainer import Trainer
+
+    (x_train, t_train), (x_test, t_test) = train, test
     w1_before = network.params["W1"].copy()
     def say(msg):
         if not args.quiet:
@@ -297,8 +326,7 @@ def cmd_train(args):
             bar = None
         record["lr"] = trainer.optimizer.lr
         if args.lr_schedule == "cosine":
-            # Set per epoch, for the next one: lr * (1 + cos(pi * done / total)) / 2.
-            trainer.optimizer.lr = args.lr * 0.5 * (1 + math.cos(math.pi * epoch / args.epochs))
+            trainer.optimizer.lr = cosine_lr(args.lr, epoch, args.epochs)  # for the next epoch
         say(f"epoch {epoch:>2}/{args.epochs}  loss {record['loss']:.4f}  "
             f"train acc {record['train_acc']:.4f}  test acc {record['test_acc']:.4f}  "
             f"{record['seconds']:.1f} s")
@@ -320,9 +348,8 @@ def cmd_train(args):
     wall = time.perf_counter() - start
 
     params_path = os.path.join(args.out, "params.npz")
-    network.save_params(params_path)
-    with open(os.path.join(args.out, "model.json"), "w") as f:
-        json.dump({"model": args.model, "dtype": args.dtype}, f)
+    _save_params(network, params_path, args)
+    _write_json(os.path.join(args.out, "model.json"), {"model": args.model, "dtype": args.dtype})
     summary = {
         "model": args.model, "epochs": args.epochs, "completed_epochs": trainer.current_epoch,
         "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr,
@@ -354,19 +381,50 @@ def cmd_train(args):
     return 0
 
 
+def _save_params(network, path, args):
+    """Save the trained parameters to ``path``; if that fails, to a new file in the
+    temporary folder, and raise CliError saying where they are."""
+    try:
+        network.save_params(path)
+        return
+    except (OSError, CheckpointError) as exc:
+        failure = exc
+    try:
+        fd, fallback = tempfile.mkstemp(prefix=f"fastconv-{args.model}-params-", suffix=".npz")
+        os.close(fd)
+        try:
+            network.save_params(fallback)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(fallback)
+            raise
+    except OSError as exc:
+        raise CliError(f"cannot write {path} ({_reason(failure)}), nor a copy in "
+                       f"{tempfile.gettempdir()} ({_reason(exc)}): the trained parameters "
+                       f"are lost") from None
+    raise CliError(f"cannot write {path} ({_reason(failure)}); the trained parameters are "
+                   f"saved in {fallback} instead (load them with --params {fallback} "
+                   f"--model {args.model} --dtype {args.dtype})")
+
+
 def _write_json(path, obj):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    with atomic_write(path, "w", encoding="utf-8") as f:
         json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
 
 
 def cmd_eval(args):
-    from . import viz
-
     _configure(args)
     network, model = _load_network(args)
-    _, (x_test, t_test) = _load_data(args)
+    with contextlib.ExitStack() as stack:
+        if args.out:
+            stack.enter_context(_output_folder(args.out))
+        _, (x_test, t_test) = _load_data(args)
+        return _evaluate(args, network, model, x_test, t_test)
+
+
+def _evaluate(args, network, model, x_test, t_test):
+    from . import viz
+
     scores = np.concatenate([network.predict(x_test[i:i + 500])
                              for i in range(0, len(x_test), 500)])
     y = scores.argmax(axis=1)
@@ -375,7 +433,6 @@ def cmd_eval(args):
     print(f"{model}: test accuracy {acc:.4f} ({int(np.sum(y == t_test))}/{len(t_test)})")
     print(viz.format_confusion_matrix(cm))
     if args.out:
-        _ensure_dir(args.out)
         viz.plot_confusion_matrix(cm, os.path.join(args.out, "confusion_matrix.png"))
         n = viz.plot_misclassified(x_test, t_test, y, os.path.join(args.out, "misclassified.png"))
         if n:
@@ -390,23 +447,57 @@ def cmd_viz(args):
     network, _ = _load_network(args)
     _, (x_test, _) = _load_data(args)
     if not 0 <= args.index < len(x_test):
-        raise CliError(f"--index must be in [0, {len(x_test)}), got {args.index}")
+        raise UsageError(f"argument --index: must be in [0, {len(x_test)}), "
+                         f"got {args.index}")
     out = args.out or os.path.dirname(os.path.abspath(args.params))
-    _ensure_dir(out)
-    written = _save_pictures_of_filters(network, x_test, out, index=args.index)
+    with _output_folder(out):
+        written = _save_pictures_of_filters(network, x_test, out, index=args.index)
     print(f"wrote {', '.join(written)} in {out}")
     return 0
 
 
+def cmd_bench(args):
+    from . import bench
+
+    if args.json is None:
+        return bench.run(args)
+    target = args.json
+    with contextlib.ExitStack() as stack:
+        # The JSON goes to a temporary file beside the target, made now (so an
+        # unwritable target is refused before the benchmarks run) and renamed
+        # over the target only when they are done.
+        try:
+            args.json = stack.enter_context(atomic_path(target))
+        except OSError as exc:
+            raise CliError(f"cannot write --json {target}: {_reason(exc)}") from None
+        return bench.run(args)
+
+
+# What a user can cause, and fastconv reports as such: its own errors (ValueError and
+# TypeError subclasses, as the library raises them) and the operating system's.
+_USER_ERRORS = (CliError, ValueError, TypeError, OSError, MemoryError)
+
+
+def _one_line(exc):
+    text = " ".join(str(exc).split())
+    if isinstance(exc, MemoryError):
+        return f"out of memory{': ' + text if text else ''}"
+    return text or type(exc).__name__
+
+
 def main(argv=None):
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status.
+
+    0 on success, 1 for an error, 2 for a usage error (argparse's exit with
+    SystemExit(2)), 130 after Ctrl-C. Errors are one line on stderr.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except CliError as exc:
-        print(f"fastconv {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except _USER_ERRORS as exc:
+        print(f"fastconv {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return getattr(exc, "status", 1)

@@ -8,11 +8,16 @@ with these additions:
   user's cache folder (see :func:`default_data_dir`).
 * The four standard IDX files may be gzip-compressed (``*.gz``) or raw.  They are parsed
   with NumPy and validated: magic numbers, image size, counts, exact file lengths and
-  label range.  Anything wrong raises :class:`DatasetError` naming the file.
+  label range.  The header is read first and checked, then exactly the bytes it promises
+  (a raw file's size is checked before any of it is read), so a forged header or a
+  decompression bomb is refused without reading or allocating more than the largest real
+  file.  Anything wrong raises :class:`DatasetError` naming the file.
 * Missing files are downloaded (``download=True``) from public mirrors.  Each download is
-  streamed to a temporary file next to its destination, its decompressed content is checked
+  streamed to a temporary file next to its destination, stops at the file's known size
+  (:data:`MNIST_SIZES`) whatever the server announces, its decompressed content is checked
   against a known SHA-256, and only then is it renamed into place, so a partial or corrupt
-  file is never left behind.
+  file is never left behind; the ``.part`` file of a download that was killed is removed
+  by the next call.
 * Parsed arrays are cached in-process; every call still returns fresh arrays that the
   caller may modify.
 * No pickle is involved anywhere (the book's ``mnist.pkl`` cache runs code when loaded).
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import math
 import os
 import sys
 import zlib
@@ -38,6 +44,7 @@ __all__ = [
     "MIRRORS",
     "MNIST_FILES",
     "MNIST_SHA256",
+    "MNIST_SIZES",
     "default_data_dir",
     "resolve_data_dir",
     "download_mnist",
@@ -66,6 +73,14 @@ MNIST_SHA256 = {
     "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
     "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+
+#: Size in bytes of each file's *decompressed* content; a download stops beyond it.
+MNIST_SIZES = {
+    "train-images-idx3-ubyte": 16 + 60000 * 28 * 28,
+    "train-labels-idx1-ubyte": 8 + 60000,
+    "t10k-images-idx3-ubyte": 16 + 10000 * 28 * 28,
+    "t10k-labels-idx1-ubyte": 8 + 10000,
 }
 
 #: Seconds a download may wait on one socket operation before a mirror counts as dead.
@@ -155,14 +170,74 @@ def _find(folder: Path, name: str) -> Path | None:
 # IDX parsing
 
 
-def _read_bytes(path: Path) -> bytes:
-    with open(path, "rb") as f:
-        if path.name.endswith(".gz"):
-            try:
-                return gzip.GzipFile(fileobj=f, mode="rb").read()
-            except (gzip.BadGzipFile, EOFError, zlib.error) as e:
-                raise DatasetError(f"{path}: corrupt or truncated gzip stream ({e})") from None
-        return f.read()
+def _open_stream(path: Path):
+    """(content stream, underlying file): the content is decompressed if the name ends
+    in .gz, else the file itself."""
+    raw = open(path, "rb")
+    if not path.name.endswith(".gz"):
+        return raw, raw
+    return gzip.GzipFile(fileobj=raw, mode="rb"), raw
+
+
+def _read_exactly(path: Path, stream, size: int) -> bytearray:
+    """Up to ``size`` bytes of ``stream``, fewer only at its end; a corrupt gzip stream
+    raises DatasetError. Memory grows with what arrives, never with what is promised."""
+    buf = bytearray(min(size, _CHUNK))
+    done = 0
+    try:
+        while done < size:
+            if done == len(buf):
+                buf.extend(bytes(min(size - len(buf), len(buf))))  # at most doubles
+            got = stream.readinto(memoryview(buf)[done:min(len(buf), done + _CHUNK)])
+            if not got:
+                break
+            done += got
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise DatasetError(f"{path}: corrupt or truncated gzip stream ({e})") from None
+    del buf[done:]
+    return buf
+
+
+def _read_idx(path: Path, header_size: int, magic: int, what: str, expected: int, split: str):
+    """The IDX file at ``path``: its header fields and exactly the body they promise.
+
+    The header is read and checked first (magic, image size, count at most the split's
+    ``expected``); then a raw file's size must equal what the header promises before any
+    of its body is read, and a gzip stream is read for exactly that many bytes and must
+    end there. So a forged header or a decompression bomb costs at most the largest
+    legitimate file, and anything wrong raises DatasetError naming the file.
+    """
+    stream, raw = _open_stream(path)
+    with raw:
+        head = _read_exactly(path, stream, header_size)
+        fields = _header(path, bytes(head), header_size, magic, what)
+        count, dims = fields[1], fields[2:]
+        if what == "images" and tuple(dims) != (_ROWS, _COLS):
+            rows, cols = dims
+            raise DatasetError(f"{path}: images are {rows}x{cols}, expected {_ROWS}x{_COLS}")
+        item = math.prod(dims)
+        expected_size = header_size + count * item
+        layout = (f"{header_size}-byte header + {count} images of {_ROWS}x{_COLS}"
+                  if what == "images" else f"{header_size}-byte header + {count} labels")
+        if stream is raw:
+            _check_length(path, os.fstat(raw.fileno()).st_size, expected_size, layout)
+        if count > expected:
+            raise DatasetError(
+                f"{path}: wrong count: the header promises {count} {what}, but the MNIST "
+                f"{split} set has {expected}"
+            )
+        body = _read_exactly(path, stream, count * item)
+        if len(body) < count * item:
+            _check_length(path, header_size + len(body), expected_size, layout)
+        extra = len(_read_exactly(path, stream, _CHUNK + 1))
+        if extra:
+            more = "more than " if extra > _CHUNK else ""
+            extra = min(extra, _CHUNK)
+            raise DatasetError(
+                f"{path}: {more}{extra} unexpected trailing bytes after the {expected_size} "
+                f"that its header promises ({layout})"
+            )
+    return fields, np.frombuffer(body, dtype=np.uint8)
 
 
 def _header(path: Path, data: bytes, size: int, magic: int, what: str) -> list[int]:
@@ -183,41 +258,29 @@ def _header(path: Path, data: bytes, size: int, magic: int, what: str) -> list[i
     return fields
 
 
-def _check_length(path: Path, data: bytes, expected: int, layout: str) -> None:
+def _check_length(path: Path, size: int, expected: int, layout: str) -> None:
     # An exact length catches both truncation and appended junk before any reshape sees it.
-    if len(data) < expected:
+    if size < expected:
         raise DatasetError(
-            f"{path}: file is truncated: {len(data)} bytes, but its header promises "
+            f"{path}: file is truncated: {size} bytes, but its header promises "
             f"{expected} ({layout})"
         )
-    if len(data) > expected:
+    if size > expected:
         raise DatasetError(
-            f"{path}: {len(data) - expected} unexpected trailing bytes: {len(data)} bytes, "
+            f"{path}: {size - expected} unexpected trailing bytes: {size} bytes, "
             f"but its header promises {expected} ({layout})"
         )
 
 
-def _parse_images(path: Path) -> np.ndarray:
-    data = _read_bytes(path)
-    _, count, rows, cols = _header(path, data, _IMAGES_HEADER, _IMAGES_MAGIC, "images")
-    if (rows, cols) != (_ROWS, _COLS):
-        raise DatasetError(f"{path}: images are {rows}x{cols}, expected {_ROWS}x{_COLS}")
-    _check_length(
-        path,
-        data,
-        _IMAGES_HEADER + count * rows * cols,
-        f"{_IMAGES_HEADER}-byte header + {count} images of {rows}x{cols}",
+def _parse_images(path: Path, expected: int, split: str) -> np.ndarray:
+    (_, count, rows, cols), body = _read_idx(
+        path, _IMAGES_HEADER, _IMAGES_MAGIC, "images", expected, split
     )
-    return np.frombuffer(data, dtype=np.uint8, offset=_IMAGES_HEADER).reshape(count, rows, cols)
+    return body.reshape(count, rows, cols)
 
 
-def _parse_labels(path: Path) -> np.ndarray:
-    data = _read_bytes(path)
-    _, count = _header(path, data, _LABELS_HEADER, _LABELS_MAGIC, "labels")
-    _check_length(
-        path, data, _LABELS_HEADER + count, f"{_LABELS_HEADER}-byte header + {count} labels"
-    )
-    labels = np.frombuffer(data, dtype=np.uint8, offset=_LABELS_HEADER)
+def _parse_labels(path: Path, expected: int, split: str) -> np.ndarray:
+    _, labels = _read_idx(path, _LABELS_HEADER, _LABELS_MAGIC, "labels", expected, split)
     bad = np.flatnonzero(labels >= _NUM_CLASSES)
     if bad.size:
         i = int(bad[0])
@@ -238,8 +301,8 @@ def _file_key(path: Path) -> tuple:
 @functools.lru_cache(maxsize=4)
 def _load_split(images_key: tuple, labels_key: tuple, expected: int, split: str):
     images_path, labels_path = Path(images_key[0]), Path(labels_key[0])
-    images = _parse_images(images_path)
-    labels = _parse_labels(labels_path)
+    images = _parse_images(images_path, expected, split)
+    labels = _parse_labels(labels_path, expected, split)
     if len(images) != len(labels):
         raise DatasetError(
             f"{images_path} holds {len(images)} images but {labels_path} holds "
@@ -260,32 +323,52 @@ def _load_split(images_key: tuple, labels_key: tuple, expected: int, split: str)
 # Download
 
 
-def _content_sha256(path: Path) -> tuple[str, bool]:
-    """SHA-256 of the file's content (decompressed if it is gzip) and whether it was gzip."""
+def _download_limit(name: str) -> int:
+    """The most bytes a mirror may send for ``name``: its known size, plus what gzip can
+    add to incompressible data (zlib's bound is under 1/1024 of it, plus a few bytes)
+    and room for a gzip header that carries a file name. A raw copy fits as well."""
+    size = MNIST_SIZES[name]
+    return size + size // 1024 + 4096
+
+
+def _content_sha256(f, name: str) -> tuple[str, bool]:
+    """SHA-256 of the open file ``f``'s content (decompressed if it is gzip) and whether
+    it was gzip. Stops once the content outgrows the known size of ``name``."""
     import hashlib
 
     h = hashlib.sha256()
-    with open(path, "rb") as raw:
-        is_gzip = raw.read(2) == _GZIP_MAGIC
-        raw.seek(0)
-        f = gzip.GzipFile(fileobj=raw, mode="rb") if is_gzip else raw
-        try:
-            while chunk := f.read(_CHUNK):
-                h.update(chunk)
-        except (gzip.BadGzipFile, EOFError, zlib.error) as e:
-            raise DatasetError(f"corrupt or truncated gzip stream ({e})") from None
+    f.seek(0)
+    is_gzip = f.read(2) == _GZIP_MAGIC
+    f.seek(0)
+    content = gzip.GzipFile(fileobj=f, mode="rb") if is_gzip else f
+    size, seen = MNIST_SIZES[name], 0
+    try:
+        while chunk := content.read(_CHUNK):
+            h.update(chunk)
+            seen += len(chunk)
+            if seen > size:
+                raise DatasetError(f"content is longer than the {size} bytes of {name}")
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise DatasetError(f"corrupt or truncated gzip stream ({e})") from None
     return h.hexdigest(), is_gzip
 
 
 def _fetch(url: str, dest, name: str, progress: bool, timeout: float) -> None:
-    """Stream ``url`` into the open binary file ``dest``."""
+    """Stream ``url`` into the open binary file ``dest``, refusing more than
+    :func:`_download_limit` bytes whether or not the server announces a length."""
     import urllib.request
 
     bar = None
+    limit = _download_limit(name)
     request = urllib.request.Request(url, headers={"User-Agent": "fastconv"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
+        if total is not None and total > limit:
+            raise DatasetError(
+                f"the mirror announces {total} bytes, more than the {limit} that "
+                f"{name}.gz can take"
+            )
         if progress:
             try:
                 from tqdm.auto import tqdm
@@ -295,9 +378,14 @@ def _fetch(url: str, dest, name: str, progress: bool, timeout: float) -> None:
                 bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=name)
         try:
             received = 0
-            while chunk := response.read(_CHUNK):
-                dest.write(chunk)
+            while chunk := response.read(min(_CHUNK, limit + 1 - received)):
                 received += len(chunk)
+                if received > limit:
+                    raise DatasetError(
+                        f"the mirror sent more than {limit} bytes, the most that {name}.gz "
+                        f"can take; stopped there"
+                    )
+                dest.write(chunk)
                 if bar is not None:
                     bar.update(len(chunk))
         finally:
@@ -305,6 +393,45 @@ def _fetch(url: str, dest, name: str, progress: bool, timeout: float) -> None:
                 bar.close()
     if total is not None and received != total:
         raise DatasetError(f"connection closed after {received} of {total} bytes")
+
+
+def _lock(f) -> bool:
+    """Take an exclusive lock on the open file ``f`` without waiting; False if another
+    process holds one. Where there is no flock (Windows), an open file cannot be
+    deleted anyway, so True."""
+    try:
+        import fcntl
+    except ImportError:
+        return True
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _remove_stale_parts(folder: Path) -> None:
+    """Remove the ``.part`` files that killed downloads left in ``folder``.
+
+    A running download holds a lock on its ``.part`` file for as long as it writes it,
+    so a file that can be locked is stale. Only the names this module gives its own
+    partial files are touched.
+    """
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for entry in names:
+        if not (entry.endswith(".part") and
+                any(entry.startswith(f".{name}.") for name in MNIST_FILES)):
+            continue
+        path = folder / entry
+        try:
+            with open(path, "rb") as f:
+                if _lock(f):
+                    path.unlink()
+        except OSError:
+            pass  # gone already, or not ours to remove
 
 
 def _download_one(
@@ -333,9 +460,12 @@ def _download_one(
             ) from None
         tmp = Path(tmp_name)
         try:
-            with os.fdopen(fd, "wb") as out:
+            with os.fdopen(fd, "w+b") as out:
+                _lock(out)  # tells _remove_stale_parts in other processes: still running
                 _fetch(url, out, name, progress, timeout)
-            digest, is_gzip = _content_sha256(tmp)
+                out.flush()
+                os.fsync(out.fileno())  # on disk before the rename makes it visible
+                digest, is_gzip = _content_sha256(out, name)
             if digest != MNIST_SHA256[name]:
                 raise DatasetError(
                     f"checksum mismatch: content sha256 {digest}, expected {MNIST_SHA256[name]}"
@@ -348,7 +478,8 @@ def _download_one(
         except Exception as e:
             failures.append(f"  {url}: {type(e).__name__}: {e}")
         finally:
-            # Also runs on KeyboardInterrupt, so an interrupted download leaves nothing.
+            # Also runs on KeyboardInterrupt, so an interrupted download leaves nothing;
+            # what a killed process leaves, the next run removes (_remove_stale_parts).
             if tmp.exists():
                 try:
                     tmp.unlink()
@@ -379,6 +510,7 @@ def download_mnist(
     """
     folder = resolve_data_dir(data_dir)
     mirrors = MIRRORS if mirrors is None else tuple(mirrors)
+    _remove_stale_parts(folder)
     for name in MNIST_FILES:
         if _find(folder, name) is None:
             _download_one(folder, name, mirrors, progress, timeout)
@@ -436,6 +568,7 @@ def load_mnist(
         Files are missing and ``download`` is False, or no mirror delivered a valid copy.
     """
     folder = resolve_data_dir(data_dir)
+    _remove_stale_parts(folder)
     paths = {name: _find(folder, name) for name in MNIST_FILES}
     missing = [name for name, path in paths.items() if path is None]
     if missing:

@@ -25,18 +25,17 @@ cross-entropy loss always ends the net.
 """
 import contextlib
 import math
-import os
-import zipfile
-import zlib
 
 import numpy as np
 
+from . import checkpoint
 from ._geometry import Window
 from .gradcheck import numerical_gradient as _numerical_gradient
 from .layers import (LRN, Affine, BatchNormalization, Convolution, Dropout, Pooling, Relu,
                      Sigmoid, SoftmaxWithLoss)
 
-__all__ = ["Net", "SimpleConvNet", "DeepConvNet", "LeNet", "AlexNet"]
+__all__ = ["Net", "SimpleConvNet", "DeepConvNet", "LeNet", "AlexNet", "MODEL_NAMES",
+           "make_model"]
 
 _SPEC_KEYS = {
     "conv": {"filter_num", "filter_size", "stride", "pad", "init"},
@@ -51,7 +50,6 @@ _SPEC_KEYS = {
 _LAYER_PREFIX = {"conv": "Conv", "affine": "Affine", "pool": "Pool", "relu": "Relu",
                  "sigmoid": "Sigmoid", "dropout": "Dropout", "batchnorm": "BatchNorm",
                  "lrn": "LRN"}
-_ZIP_MAGIC = b"PK\x03\x04"
 
 
 def _count(value, name):
@@ -335,8 +333,15 @@ class Net:
     # -- parameters on disk --------------------------------------------------
 
     def save_params(self, file_name="params.npz"):
-        """Write ``params`` to an uncompressed .npz (np.savez adds the suffix if missing)."""
-        np.savez(file_name, **self.params)
+        """Write ``params`` to an uncompressed .npz at exactly ``file_name``.
+
+        No suffix is added (``"mynet"`` and the book's ``"params.pkl"`` are
+        written under those names, with .npz content), so :meth:`load_params`
+        of the same name reads it back. The file is replaced atomically: if
+        the write fails, a previous file of that name is left as it was. A
+        folder is refused (:class:`~fastconv.checkpoint.CheckpointError`).
+        """
+        checkpoint.save_npz(file_name, self.params)
 
     def load_params(self, file_name="params.npz"):
         """Read parameters saved by :meth:`save_params` into ``params``, in place.
@@ -345,78 +350,19 @@ class Net:
         with the same shape and a dtype that casts to the net's (float64 into
         a float32 net is fine). It is read with ``allow_pickle=False``: a
         pickle (such as the book's ``.pkl``), a truncated or foreign file or
-        an object array raises ValueError, and nothing in it is executed.
-        Nothing is changed unless every array passes.
+        an object array raises :class:`~fastconv.checkpoint.CheckpointError`
+        (a ValueError), and nothing in it is executed. Names, shapes and sizes
+        are checked before any array data is read, and nothing is changed
+        unless every array passes.
         """
-        loaded = _read_npz(file_name)
-        missing = sorted(set(self.params) - set(loaded))
-        extra = sorted(set(loaded) - set(self.params))
-        if missing or extra:
-            raise ValueError(f"{file_name}: parameter names do not match this network "
-                             f"(missing {missing}, unexpected {extra})")
-        for name, array in loaded.items():
-            param = self.params[name]
-            if array.shape != param.shape:
-                raise ValueError(f"{file_name}: {name} has shape {array.shape}, "
-                                 f"this network needs {param.shape}")
-            if not np.can_cast(array.dtype, param.dtype, casting="same_kind"):
-                raise ValueError(f"{file_name}: {name} has dtype {array.dtype}, "
-                                 f"which does not cast to {param.dtype}")
-        for name, array in loaded.items():
+        expected = {name: (p.shape, p.dtype) for name, p in self.params.items()}
+        for name, array in checkpoint.read_npz(file_name, expected).items():
             self.params[name][...] = array
 
     def __repr__(self):
         n = sum(p.size for p in self.params.values())
         return (f"{type(self).__name__}(input_dim={self.input_dim}, {len(self.layers)} layers, "
                 f"{n} parameters, dtype={self.dtype})")
-
-
-def _check_npy_headers(file_name):
-    """Refuse members whose .npy header claims more data than the member holds,
-    before numpy allocates what a (possibly hostile) header asks for."""
-    with zipfile.ZipFile(file_name) as archive:
-        for info in archive.infolist():
-            with archive.open(info) as f:
-                try:
-                    version = np.lib.format.read_magic(f)
-                except ValueError:
-                    continue  # not an .npy: reported below, once loaded
-                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                               else np.lib.format.read_array_header_2_0)
-                shape, _, dtype = read_header(f)
-                if dtype.hasobject:
-                    continue  # refused by allow_pickle=False below, with its message
-                needed = math.prod(shape) * dtype.itemsize
-                if needed > info.file_size - f.tell():
-                    raise ValueError(f"member {info.filename!r} declares shape {shape} of "
-                                     f"{dtype}, {needed} bytes, but holds "
-                                     f"{info.file_size - f.tell()}")
-
-
-def _read_npz(file_name):
-    """Every array of an .npz as a dict, refusing pickles and damaged files."""
-    file_name = os.fspath(file_name)  # an int would be taken as an open file descriptor
-    try:
-        with open(file_name, "rb") as f:
-            magic = f.read(len(_ZIP_MAGIC))
-    except OSError as exc:
-        raise ValueError(f"cannot read parameter file {file_name}: {exc}") from exc
-    if magic != _ZIP_MAGIC:
-        raise ValueError(f"{file_name} is not an .npz parameter file (a pickle, such as the "
-                         f"book's .pkl, is refused: loading one could run code)")
-    try:
-        _check_npy_headers(file_name)
-        with np.load(file_name, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, zlib.error,
-            MemoryError) as exc:
-        # ValueError is also what an object (pickled) array gives under allow_pickle=False.
-        raise ValueError(f"{file_name} is not a valid .npz parameter file: {exc}") from exc
-    for name, value in arrays.items():
-        if not isinstance(value, np.ndarray):  # a zip member that is not an .npy
-            raise ValueError(f"{file_name} is not a valid .npz parameter file: "
-                             f"member {name!r} is not an array")
-    return arrays
 
 
 class SimpleConvNet(Net):
@@ -560,3 +506,32 @@ class AlexNet(Net):
             drop, {"type": "affine", "output_size": hidden_size, "init": "he"}, relu,
             {"type": "affine", "output_size": output_size, "init": "he"},
         ], dtype=dtype, seed=seed)
+
+
+#: The names :func:`make_model` knows, as the command line offers them.
+MODEL_NAMES = ("simple", "deep", "lenet", "alexnet")
+
+
+def make_model(name, dtype=np.float32, seed=0, init="book"):
+    """The network called ``name`` (one of :data:`MODEL_NAMES`) for 1x28x28 MNIST digits.
+
+    ``init="he"`` gives SimpleConvNet He's initial weights instead of the
+    book's std 0.01 (the other models use He's already). Raises ValueError
+    for an unknown name or init.
+    """
+    if init not in ("book", "he"):
+        raise ValueError(f"init must be 'book' or 'he', got {init!r}")
+    if name == "simple":
+        return SimpleConvNet(weight_init_std="he" if init == "he" else 0.01,
+                             dtype=dtype, seed=seed)
+    if name == "deep":
+        return DeepConvNet(dtype=dtype, seed=seed)
+    if name == "lenet":
+        return LeNet(input_dim=(1, 28, 28), dtype=dtype, seed=seed)
+    if name == "alexnet":
+        # The paper's widths and 11x11 stride-4 first layer are for 224x224
+        # photos; a 28x28 digit gets a 3x3 first layer and narrower layers.
+        return AlexNet((1, 28, 28), output_size=10, conv_channels=(32, 64, 96, 96, 64),
+                       hidden_size=256, conv1_size=3, conv1_stride=1, conv1_pad=1,
+                       dtype=dtype, seed=seed)
+    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")

@@ -12,7 +12,8 @@ import numpy as np
 
 from . import functional as F
 
-__all__ = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam", "get_optimizer"]
+__all__ = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam", "get_optimizer",
+           "cosine_lr"]
 
 
 class _Optimizer:
@@ -151,3 +152,18 @@ def get_optimizer(name, **kwargs):
         raise ValueError(f"unknown optimizer {name!r}; choose one of "
                          f"{', '.join(c.__name__ for c in _OPTIMIZERS.values())}") from None
     return cls(**kwargs)
+
+
+def cosine_lr(base_lr, epoch, epochs):
+    """The cosine-decayed learning rate for the epoch after ``epoch`` of ``epochs``.
+
+    ``base_lr * (1 + cos(pi * epoch / epochs)) / 2``: ``base_lr`` at epoch 0,
+    half of it halfway, 0 after the last epoch (Loshchilov and Hutter's SGDR
+    schedule without restarts). ``epoch`` counts completed epochs, from 0 to
+    ``epochs``; the learning rate is set once per epoch.
+    """
+    if not epochs > 0:
+        raise ValueError(f"epochs must be positive, got {epochs!r}")
+    if not 0 <= epoch <= epochs:
+        raise ValueError(f"epoch must be in [0, {epochs}], got {epoch!r}")
+    return base_lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))

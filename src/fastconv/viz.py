@@ -3,11 +3,15 @@ curves, a confusion matrix and the misclassified digits.
 
 Figures are drawn with matplotlib's object API on an Agg canvas, so nothing
 here needs a display or changes the caller's pyplot backend, and matplotlib is
-imported only when a picture is actually drawn.
+imported only when a picture is actually drawn. Every picture replaces its
+file atomically: a failed write leaves the previous picture in place.
 """
 import math
+import os
 
 import numpy as np
+
+from .checkpoint import atomic_write
 
 __all__ = [
     "plot_filters", "plot_filters_before_after", "plot_feature_maps", "plot_learning_curves",
@@ -22,6 +26,18 @@ def _figure(width, height):
     fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
     return fig
+
+
+def _save(fig, path):
+    """Write the figure to ``path`` atomically (see fastconv.checkpoint.atomic_write);
+    the format follows the suffix, PNG when there is none. An open binary file is
+    written as PNG, in place."""
+    if hasattr(path, "write"):
+        fig.savefig(path, format="png")
+        return
+    suffix = os.path.splitext(os.fspath(path))[1].lstrip(".").lower()
+    with atomic_write(path) as f:
+        fig.savefig(f, format=suffix or "png")
 
 
 def _grid(count, max_cols=10):
@@ -65,7 +81,7 @@ def plot_filters(W, path, title="conv1 filters"):
     fig = _figure(cols * 0.8, rows * 0.8 + 0.4)
     fig.suptitle(title, fontsize=10)
     _draw_grid(fig, images, rect=(0.02, 0.02, 0.96, 0.86))
-    fig.savefig(path)
+    _save(fig, path)
 
 
 def plot_filters_before_after(W_before, W_after, path):
@@ -77,7 +93,7 @@ def plot_filters_before_after(W_before, W_after, path):
     _draw_grid(fig, before, rect=(0.02, 0.52, 0.96, 0.42))
     fig.text(0.5, 0.475, "after training", ha="center", fontsize=10)
     _draw_grid(fig, after, rect=(0.02, 0.02, 0.96, 0.42))
-    fig.savefig(path)
+    _save(fig, path)
 
 
 def plot_feature_maps(image, maps, path, title="conv1 feature maps"):
@@ -94,7 +110,7 @@ def plot_feature_maps(image, maps, path, title="conv1 feature maps"):
     ax.set_yticks([])
     _draw_grid(fig, maps, titles=[str(i + 1) for i in range(len(maps))],
                rect=(span, 0.02, 1 - span - 0.01, 0.84), cmap="viridis")
-    fig.savefig(path)
+    _save(fig, path)
 
 
 def plot_learning_curves(history, path, iteration_losses=None):
@@ -123,7 +139,7 @@ def plot_learning_curves(history, path, iteration_losses=None):
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    _save(fig, path)
 
 
 def confusion_matrix(t, y, num_classes=10):
@@ -164,7 +180,7 @@ def plot_confusion_matrix(cm, path):
     acc = np.trace(cm) / max(cm.sum(), 1)
     ax.set_title(f"confusion matrix, accuracy {acc:.2%}")
     fig.tight_layout()
-    fig.savefig(path)
+    _save(fig, path)
 
 
 def plot_misclassified(x, t, y, path, max_images=40):
@@ -183,5 +199,5 @@ def plot_misclassified(x, t, y, path, max_images=40):
     fig.suptitle(f"misclassified (true→predicted), first {len(images)}", fontsize=10)
     _draw_grid(fig, images, titles=[f"{t[i]}→{y[i]}" for i in wrong],
                rect=(0.02, 0.02, 0.96, 0.86))
-    fig.savefig(path)
+    _save(fig, path)
     return int(wrong.size)
