@@ -1,4 +1,5 @@
-"""Shared fixtures: where the real MNIST files live, and optional PyTorch."""
+"""Shared fixtures: where the real MNIST files live, backends and thread counts."""
+import contextlib
 import os
 from pathlib import Path
 
@@ -24,11 +25,45 @@ def mnist_dir():
 
 
 import fastconv  # noqa: E402
+from fastconv._runtime import force_parallel_split, last_team_size  # noqa: E402
+
+
+# The C backend at 1, 2 and 3 threads. Test inputs are small, so every call is
+# forced to split its work (grain 1); otherwise they would all run on one thread
+# and the oracle comparisons would never see the parallel code paths.
+THREAD_COUNTS = (1, 2, 3)
+_SETTINGS = [f"c-{n}t" for n in THREAD_COUNTS] + ["numpy"]
+
+
+@contextlib.contextmanager
+def running_on(setting):
+    """Inside: the backend and thread count that ``setting`` names ("c-2t", "numpy")."""
+    name, _, threads = setting.partition("-")
+    if name not in fastconv.available_backends():
+        pytest.skip("the C extension is not built")
+    threads = int(threads[:-1]) if threads else None
+    with fastconv.use_backend(name), force_parallel_split(), fastconv.use_num_threads(threads):
+        last_team_size(reset=True)
+        yield name, threads
+
+
+@pytest.fixture(params=_SETTINGS)
+def backend(request):
+    """Run the test on the NumPy backend and on the C backend at 1, 2 and 3
+    threads; yields the backend's name. At 2 and 3 threads the test fails
+    unless some kernel call really ran on a team of more than one thread."""
+    with running_on(request.param) as (name, threads):
+        yield name
+        if threads and threads > 1 and fastconv.openmp_enabled():
+            team = last_team_size()
+            assert team > 1, (f"at {threads} threads no kernel call of this test ran on more "
+                              f"than one thread (last team {team})")
 
 
 @pytest.fixture(params=["c", "numpy"])
-def backend(request):
-    """Run the test once per backend; "c" is skipped, visibly, when it is not built."""
+def any_backend(request):
+    """Once per backend, thread count left alone: for tests that check what
+    happens before any kernel runs (errors, shapes)."""
     if request.param not in fastconv.available_backends():
         pytest.skip("the C extension is not built")
     with fastconv.use_backend(request.param):

@@ -10,6 +10,8 @@ import fastconv
 from fastconv import functional as F
 from fastconv.layers import Convolution
 import bruteforce as bf
+from conftest import running_on
+from fastconv._runtime import last_team_size
 
 try:
     from fastconv import _ext
@@ -108,20 +110,19 @@ def test_direct_kernel_bits_do_not_depend_on_threads(baseline):
     x = rng.standard_normal((7, 16, 14, 14)).astype(np.float32)
     weight = rng.standard_normal((30, 16, 3, 3)).astype(np.float32)
     d = rng.standard_normal((7, 30, 14, 14)).astype(np.float32)
-    before = F.get_num_threads()
     _ext.conv_force_baseline(baseline)
     try:
         results = []
         for threads in (1, 2, 3):
-            F.set_num_threads(threads)
-            with fastconv.use_backend("c"):
+            with running_on(f"c-{threads}t"):
                 results.append((F.conv2d(x, weight, None, 1, 1),
                                 F.conv2d_weight_grad(x, d, weight.shape, 1, 1),
                                 F.conv2d_input_grad(d, weight, x.shape, 1, 1)))
+                assert F.conv_plan(x.shape, weight.shape, np.float32, 1, 1) == "direct"
+                assert threads == 1 or last_team_size() == threads
         assert _ext.conv_isa() in (("baseline",) if baseline else ("avx2", "baseline"))
     finally:
         _ext.conv_force_baseline(False)
-        F.set_num_threads(before)
     for other in results[1:]:
         for a, b in zip(results[0], other):
             assert a.tobytes() == b.tobytes()
@@ -133,6 +134,8 @@ def test_both_instruction_set_builds_agree():
     x = rng.standard_normal((5, 8, 11, 9)).astype(np.float32)
     weight = rng.standard_normal((13, 8, 3, 3)).astype(np.float32)
     d = rng.standard_normal((5, 13, 11, 9)).astype(np.float32)
+    if _ext.conv_isa() != "avx2":
+        pytest.skip("this CPU has no AVX2+FMA: only the baseline build can run here")
     runs = []
     for baseline in (False, True):
         _ext.conv_force_baseline(baseline)
@@ -221,15 +224,11 @@ def test_weight_grad_of_a_large_batch_matches_numpy_at_every_thread_count():
     rng = np.random.default_rng(7)
     x = rng.standard_normal((300, 3, 12, 12)).astype(np.float32)
     d = rng.standard_normal((300, 5, 12, 12)).astype(np.float32)
-    before = F.get_num_threads()
-    try:
-        results = []
-        for threads in (1, 2, 3):
-            F.set_num_threads(threads)
-            with fastconv.use_backend("c"):
-                results.append(F.conv2d_weight_grad(x, d, (5, 3, 3, 3), 1, 1))
-    finally:
-        F.set_num_threads(before)
+    results = []
+    for threads in (1, 2, 3):
+        with running_on(f"c-{threads}t"):
+            results.append(F.conv2d_weight_grad(x, d, (5, 3, 3, 3), 1, 1))
+            assert threads == 1 or last_team_size() == threads
     assert all(r.tobytes() == results[0].tobytes() for r in results)
     with fastconv.use_backend("numpy"):
         expected = F.conv2d_weight_grad(x, d, (5, 3, 3, 3), 1, 1)

@@ -117,7 +117,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("call,exc,pattern", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_invalid_argument(backend, call, exc, pattern):
+def test_invalid_argument(any_backend, call, exc, pattern):
     with pytest.raises(exc, match=pattern):
         call()
 

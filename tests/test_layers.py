@@ -86,20 +86,20 @@ def test_pooling_gradients(backend, mode, pool_h, pool_w, stride, pad):
     assert check_gradients(layer.forward, layer.backward, x) < TOL
 
 
-def test_relu_gradients(backend):
+def test_relu_gradients(any_backend):
     layer = Relu()
     x = away_from_zero((3, 2, 4, 5), np.random.default_rng(3))
     assert check_gradients(layer.forward, layer.backward, x) < TOL
 
 
-def test_sigmoid_gradients(backend):
+def test_sigmoid_gradients(any_backend):
     layer = Sigmoid()
     x = 3 * np.random.default_rng(4).standard_normal((4, 7))
     assert check_gradients(layer.forward, layer.backward, x) < TOL
 
 
 @pytest.mark.parametrize("x_shape", [(5, 12), (3, 2, 3, 2)])
-def test_affine_gradients(backend, x_shape):
+def test_affine_gradients(any_backend, x_shape):
     rng = np.random.default_rng(5)
     layer = Affine(rng.standard_normal((12, 4)), rng.standard_normal(4))
     x = rng.standard_normal(x_shape)
@@ -109,7 +109,7 @@ def test_affine_gradients(backend, x_shape):
 
 
 @pytest.mark.parametrize("labels", ["int", "onehot", "column"])
-def test_softmax_with_loss_gradients(backend, labels):
+def test_softmax_with_loss_gradients(any_backend, labels):
     rng = np.random.default_rng(6)
     x = rng.standard_normal((5, 4))
     t = rng.integers(0, 4, 5)
@@ -123,7 +123,7 @@ def test_softmax_with_loss_gradients(backend, labels):
     assert relative_error(analytic, numeric) < TOL
 
 
-def test_dropout_gradients_with_fixed_mask(backend):
+def test_dropout_gradients_with_fixed_mask(any_backend):
     rng = np.random.default_rng(7)
     mask = rng.random((4, 6)) > 0.3
     layer = Dropout(0.3, mask=mask)
@@ -133,7 +133,7 @@ def test_dropout_gradients_with_fixed_mask(backend):
 
 @pytest.mark.parametrize("x_shape", [(6, 5), (4, 3, 3, 2)])
 @pytest.mark.parametrize("train", [True, False])
-def test_batchnorm_gradients(backend, x_shape, train):
+def test_batchnorm_gradients(any_backend, x_shape, train):
     rng = np.random.default_rng(8)
     c = x_shape[1]
     layer = BatchNormalization(1 + rng.random(c), rng.standard_normal(c),
@@ -155,7 +155,7 @@ def test_batchnorm_gradients(backend, x_shape, train):
     (3, 1.0, 1.5, 0.5),
     (1, 0.2, 0.75, 1.0),
 ])
-def test_lrn_gradients(backend, size, alpha, beta, k):
+def test_lrn_gradients(any_backend, size, alpha, beta, k):
     layer = LRN(size, alpha, beta, k)
     x = np.random.default_rng(9).standard_normal((2, 6, 3, 2))
     assert check_gradients(layer.forward, layer.backward, x) < TOL
@@ -409,7 +409,7 @@ def test_pooling_matches_torch(backend, mode, pool, stride, pad):
     np.testing.assert_allclose(layer.backward(g), dx_t, rtol=1e-12, atol=1e-14)
 
 
-def test_affine_matches_torch(backend):
+def test_affine_matches_torch(any_backend):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(16)
     x, W, b = rng.standard_normal((3, 2, 2, 3)), rng.standard_normal((12, 5)), \
