@@ -157,3 +157,28 @@ def conv2d(x, weight, bias, stride, pad):
                                     s += float(weight[f, ci, i, j]) * float(x[ni, ci, yy, xx])
                     out[ni, f, y, xo] = s
     return out
+
+
+def assert_sum_close(actual, oracle, args, terms):
+    """``actual`` against ``oracle(*args)`` computed in float64, within what
+    rounding can explain and no more.
+
+    For an op whose every output is a sum of at most ``terms`` values (each a
+    float input times a positive constant), each rounded once in the output's
+    dtype, the error is at most ``terms * eps * S``, S being the same op applied
+    to the absolute values. So float32 is held to a few ulps of its own
+    results, and a 1-ppm error (8 ulps) fails where the windows do not overlap.
+    """
+    def as64(a, magnitude):
+        if isinstance(a, np.ndarray) and a.dtype.kind == "f":
+            return np.abs(a.astype(np.float64)) if magnitude else a.astype(np.float64)
+        return a
+    expected = oracle(*[as64(a, False) for a in args])
+    scale = oracle(*[as64(a, True) for a in args])
+    eps = np.finfo(actual.dtype).eps
+    bound = terms * eps * scale + np.finfo(actual.dtype).tiny
+    err = np.abs(actual.astype(np.float64) - expected)
+    worst = np.unravel_index(np.argmax(err - bound), err.shape) if err.size else ()
+    assert np.all(err <= bound), (
+        f"error {err[worst]:.3g} at {worst} exceeds the rounding bound {bound[worst]:.3g} "
+        f"({terms} terms of {actual.dtype})")

@@ -233,3 +233,52 @@ def test_weight_grad_of_a_large_batch_matches_numpy_at_every_thread_count():
     with fastconv.use_backend("numpy"):
         expected = F.conv2d_weight_grad(x, d, (5, 3, 3, 3), 1, 1)
     np.testing.assert_allclose(results[0], expected, rtol=1e-4, atol=1e-3)
+
+
+@needs_direct
+@pytest.mark.parametrize("threads", [1, 2])
+def test_direct_layer_gradients_against_float64_differences_and_torch(threads):
+    # The float32 layer on the direct plan, checked against oracles that share
+    # none of its code: central differences of a float64 loss computed by the
+    # NumPy backend (exact for a loss linear in each argument), and torch.
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 4, 12, 12)).astype(np.float32)
+    weight = (rng.standard_normal((5, 4, 3, 3)) * 0.3).astype(np.float32)
+    bias = rng.standard_normal(5).astype(np.float32)
+    layer = Convolution(weight, bias, 1, 1)
+    with running_on(f"c-{threads}t"):
+        out = layer.forward(x)
+        g = rng.standard_normal(out.shape).astype(np.float32)
+        dx = layer.backward(g)
+        assert layer.plan == "direct" and (threads == 1 or last_team_size() == threads)
+    g64 = g.astype(np.float64)
+
+    def loss(x_, w_, b_):
+        with fastconv.use_backend("numpy"):
+            return float(np.sum(F.conv2d(x_, w_, b_, 1, 1) * g64))
+
+    x64, w64, b64 = (a.astype(np.float64) for a in (x, weight, bias))
+    h = 0.5  # the loss is linear in each argument: any step is exact
+    for name, arr, got in (("b", b64, layer.db), ("W", w64, layer.dW), ("x", x64, dx)):
+        numeric = np.empty_like(arr)
+        for i in np.ndindex(arr.shape):
+            saved = arr[i]
+            arr[i] = saved + h
+            up = loss(x64, w64, b64)
+            arr[i] = saved - h
+            down = loss(x64, w64, b64)
+            arr[i] = saved
+            numeric[i] = (up - down) / (2 * h)
+        assert got.dtype == np.float32, name
+        np.testing.assert_allclose(got, numeric, rtol=1e-4, atol=1e-4 * np.abs(numeric).max(),
+                                   err_msg=name)
+    torch = pytest.importorskip("torch")
+    tx = torch.tensor(x64, requires_grad=True)
+    tw = torch.tensor(w64, requires_grad=True)
+    tb = torch.tensor(b64, requires_grad=True)
+    torch.nn.functional.conv2d(tx, tw, tb, padding=1).backward(torch.tensor(g64))
+    for name, ours, theirs in (("b", layer.db, tb.grad), ("W", layer.dW, tw.grad),
+                               ("x", dx, tx.grad)):
+        theirs = theirs.numpy()
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4 * np.abs(theirs).max(),
+                                   err_msg=name)
