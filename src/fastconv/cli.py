@@ -1,4 +1,4 @@
-"""The ``fastconv`` command line: ``train``, ``eval``, ``viz`` and ``bench``.
+"""The ``fastconv`` command line: ``train``, ``eval``, ``viz``, ``bench`` and ``convert``.
 
 One handler in :func:`main` turns every failure a user can cause into one line
 on stderr, never a traceback: a usage error (a bad option or option value)
@@ -75,7 +75,7 @@ def build_parser():
         prog="fastconv",
         description="Train and inspect the CNNs of 'Deep Learning from Scratch' on MNIST, "
                     "on C/OpenMP kernels.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,eval,viz,bench}",
+    sub = parser.add_subparsers(dest="command", metavar="{train,eval,viz,bench,convert}",
                                 required=True)
 
     p = sub.add_parser("train", help="train a network on MNIST (default: the book's "
@@ -127,6 +127,15 @@ def build_parser():
     p = sub.add_parser("bench", help="time the C kernels against NumPy and PyTorch")
     bench.add_arguments(p)
     p.set_defaults(run=cmd_bench)
+
+    p = sub.add_parser("convert", help="turn the book's pickled parameters into a .npz, "
+                                       "safely (nothing in the pickle is run)")
+    p.add_argument("--model", choices=("simple", "deep"), default="simple",
+                   help="the book's SimpleConvNet (ch07 params.pkl) or DeepConvNet "
+                        "(ch08 deep_convnet_params.pkl)")
+    p.add_argument("pickle", metavar="BOOK.pkl")
+    p.add_argument("out", metavar="OUT.npz")
+    p.set_defaults(run=cmd_convert)
     return parser
 
 
@@ -471,6 +480,24 @@ def cmd_bench(args):
         except OSError as exc:
             raise CliError(f"cannot write --json {target}: {_reason(exc)}") from None
         return bench.run(args)
+
+
+def cmd_convert(args):
+    from .book_params import BookParamsError
+    # float64 keeps the book's values exactly; loading casts them to a float32 model.
+    network = make_model(args.model, np.float64)
+    try:
+        network.load_book_params(args.pickle)
+    except (BookParamsError, ValueError) as exc:
+        raise CliError(f"cannot convert {args.pickle}: {exc}") from None
+    try:
+        network.save_params(args.out)
+    except (OSError, CheckpointError) as exc:
+        raise CliError(f"cannot write {args.out}: {_reason(exc)}") from None
+    print(f"wrote {args.out} from {args.pickle} ({args.model} model; the book's dropout "
+          f"scaling is folded into the weights). Evaluate it with: "
+          f"fastconv eval --model {args.model} --params {args.out}")
+    return 0
 
 
 # What a user can cause, and fastconv reports as such: its own errors (ValueError and

@@ -23,6 +23,7 @@ of one unit (C*FH*FW for a convolution). Weights are drawn from a normal
 distribution, biases and beta start at zero, gamma at one. A softmax with
 cross-entropy loss always ends the net.
 """
+import collections.abc
 import contextlib
 import math
 
@@ -35,7 +36,7 @@ from .layers import (LRN, Affine, BatchNormalization, Convolution, Dropout, Pool
                      Sigmoid, SoftmaxWithLoss)
 
 __all__ = ["Net", "SimpleConvNet", "DeepConvNet", "LeNet", "AlexNet", "MODEL_NAMES",
-           "make_model"]
+           "make_model", "ParamDict"]
 
 _SPEC_KEYS = {
     "conv": {"filter_num", "filter_size", "stride", "pad", "init"},
@@ -61,6 +62,66 @@ def _count(value, name):
     return int(value)
 
 
+class ParamDict(collections.abc.MutableMapping):
+    """A network's learnable parameters by name: a live view of its layers' arrays.
+
+    ``params[name]`` is the array the layer computes with, also after the
+    layer's attribute was reassigned (as the book's ``load_params`` does).
+    ``params[name] = value`` writes ``value`` into that array: it must have
+    the parameter's shape (else ValueError naming both shapes) and a real
+    numeric dtype (else TypeError), and is cast to the network's dtype.
+    In-place updates (``params[name] -= lr * g``, ``params[name][...] = a``)
+    change the layer's array directly, as in the book. The names are fixed:
+    an unknown name raises KeyError, deleting one TypeError.
+    """
+
+    def __init__(self, dtype):
+        self._dtype = np.dtype(dtype)
+        self._slots = {}  # name -> (layer, attribute holding the array)
+
+    def _bind(self, name, layer, attr):
+        self._slots[name] = (layer, attr)
+
+    def __getitem__(self, name):
+        layer, attr = self._slots[name]
+        return getattr(layer, attr)
+
+    def __setitem__(self, name, value):
+        if name not in self._slots:
+            raise KeyError(f"{name!r} is not a parameter of this network; "
+                           f"its parameters are {', '.join(self._slots)}")
+        layer, attr = self._slots[name]
+        current = getattr(layer, attr)
+        if value is current:  # what ``params[name] -= g`` stores back
+            return
+        array = np.asarray(value)
+        if array.dtype.kind not in "fiu":
+            raise TypeError(f"params[{name!r}] must be a real numeric array, "
+                            f"got dtype {array.dtype}")
+        if array.shape != np.shape(current):
+            raise ValueError(f"params[{name!r}] has shape {np.shape(current)}, "
+                             f"cannot assign an array of shape {array.shape}")
+        if (isinstance(current, np.ndarray) and current.dtype == self._dtype
+                and current.flags.writeable):
+            # Same memory, so optimiser state and other holders stay valid.
+            np.copyto(current, array, casting="unsafe")
+        else:
+            setattr(layer, attr, np.array(array, dtype=self._dtype))
+
+    def __delitem__(self, name):
+        raise TypeError(f"a network's parameters cannot be removed (tried {name!r})")
+
+    def __iter__(self):
+        return iter(self._slots)
+
+    def __len__(self):
+        return len(self._slots)
+
+    def __repr__(self):
+        shapes = ", ".join(f"{k!r}: {np.shape(v)}" for k, v in self.items())
+        return f"ParamDict({{{shapes}}}, dtype={self._dtype})"
+
+
 def _init_std(init, fan_in):
     if isinstance(init, str):
         if init.lower() in ("he", "relu"):
@@ -84,7 +145,8 @@ class Net:
 
     Attributes
     ----------
-    params : dict name -> array, the learnable parameters (shared with the layers)
+    params : :class:`ParamDict` name -> array, the learnable parameters: the
+        very arrays the layers use, and assigning an entry writes through
     layers : dict name -> layer, in order ("Conv1", "Relu1", "Pool1", ...)
     last_layer : the SoftmaxWithLoss
     output_shape : shape of one sample's output scores
@@ -102,7 +164,7 @@ class Net:
             raise ValueError(f"input_dim must be (C, H, W) or (D,), got {input_dim!r}")
         self.layer_specs = [dict(spec) for spec in layer_specs]
         self._rng = np.random.default_rng(seed)
-        self.params = {}
+        self.params = ParamDict(self.dtype)
         self.layers = {}
         self._grad_of = {}  # parameter name -> (layer, name of its gradient attribute)
         self.last_layer = SoftmaxWithLoss()
@@ -153,11 +215,13 @@ class Net:
             raise ValueError(f"unknown keys {sorted(unknown)} in {kind} spec {spec}")
         return kind
 
-    def _new_param(self, prefix, array, layer, grad_attr):
+    def _new_param(self, prefix, layer, attr):
+        """Name layer.<attr> as the next parameter "<prefix><k>"; the layer
+        leaves its gradient in layer.d<attr>."""
         index = sum(1 for k in self.params if k.rstrip("0123456789") == prefix) + 1
         name = f"{prefix}{index}"
-        self.params[name] = array
-        self._grad_of[name] = (layer, grad_attr)
+        self.params._bind(name, layer, attr)
+        self._grad_of[name] = (layer, "d" + attr)
 
     def _weights(self, shape, init, fan_in):
         # Drawn in float64 and then cast, so a float32 and a float64 net of
@@ -188,15 +252,15 @@ class Net:
             c = shape[0]
             W = self._weights((fn, c, fh, fw), spec.get("init", "he"), c * fh * fw)
             layer = Convolution(W, np.zeros(fn, self.dtype), stride, pad)
-            self._new_param("W", layer.W, layer, "dW")
-            self._new_param("b", layer.b, layer, "db")
+            self._new_param("W", layer, "W")
+            self._new_param("b", layer, "b")
             return layer, (fn, oh, ow)
         if kind == "affine":
             d, m = math.prod(shape), _count(spec["output_size"], f"{name}: output_size")
             W = self._weights((d, m), spec.get("init", "he"), d)
             layer = Affine(W, np.zeros(m, self.dtype))
-            self._new_param("W", layer.W, layer, "dW")
-            self._new_param("b", layer.b, layer, "db")
+            self._new_param("W", layer, "W")
+            self._new_param("b", layer, "b")
             return layer, (m,)
         if kind == "pool":
             window = Window.of((spec.get("pool_h", 2), spec.get("pool_w", 2)),
@@ -211,8 +275,8 @@ class Net:
             c = shape[0]
             layer = BatchNormalization(np.ones(c, self.dtype), np.zeros(c, self.dtype),
                                        momentum=spec.get("momentum", 0.9))
-            self._new_param("gamma", layer.gamma, layer, "dgamma")
-            self._new_param("beta", layer.beta, layer, "dbeta")
+            self._new_param("gamma", layer, "gamma")
+            self._new_param("beta", layer, "beta")
             return layer, shape
         if kind == "dropout":
             return Dropout(spec.get("dropout_ratio", 0.5), rng=self._rng), shape
@@ -315,10 +379,17 @@ class Net:
     def numerical_gradient(self, x, t, h=1e-4):
         """Gradient of :meth:`loss` by central differences (slow; for checking).
 
-        Dropout masks stay fixed throughout, and the batch-norm running
-        statistics are restored afterwards. Use a float64 net.
+        Always computed in float64: a float32 net is copied to a float64 one
+        (same specs, parameters, batch-norm statistics and dropout masks),
+        since in float32 a step of 1e-4 changes the loss by about its own
+        rounding error. The result has the dtype of ``params``. Dropout masks
+        stay fixed throughout, and the batch-norm running statistics are
+        restored afterwards.
         """
         x = self._input(x)
+        if self.dtype != np.float64:
+            grads = self._float64_copy().numerical_gradient(x, t, h)
+            return {name: g.astype(self.dtype) for name, g in grads.items()}
         norms = [l for l in self.layers.values() if isinstance(l, BatchNormalization)]
         saved = [(l.running_mean.copy(), l.running_var.copy()) for l in norms]
         try:
@@ -329,6 +400,21 @@ class Net:
             for layer, (mean, var) in zip(norms, saved):
                 layer.running_mean[...] = mean
                 layer.running_var[...] = var
+
+    def _float64_copy(self):
+        """A float64 :class:`Net` computing the same function as this one."""
+        twin = Net(self.input_dim, self.layer_specs, dtype=np.float64)
+        for name, array in self.params.items():
+            twin.params[name] = array
+        for mine, its in zip(self.layers.values(), twin.layers.values()):
+            if isinstance(mine, BatchNormalization):
+                its.running_mean[...] = mine.running_mean
+                its.running_var[...] = mine.running_var
+                its.momentum, its.eps = mine.momentum, mine.eps
+            elif isinstance(mine, Dropout):
+                its.mask = None if mine.mask is None else mine.mask.copy()
+                its.frozen = mine.frozen
+        return twin
 
     # -- parameters on disk --------------------------------------------------
 
@@ -358,6 +444,59 @@ class Net:
         expected = {name: (p.shape, p.dtype) for name, p in self.params.items()}
         for name, array in checkpoint.read_npz(file_name, expected).items():
             self.params[name][...] = array
+
+    # -- the book's pickled parameters ----------------------------------------
+
+    def load_book_params(self, file_name="params.pkl"):
+        """Load a parameter file of the book's ``save_params`` (a pickle) into ``params``.
+
+        The file is read by :func:`fastconv.book_params.read_book_params`,
+        which runs nothing in it. It must hold exactly the names of
+        ``params`` with their shapes; values are cast to the net's dtype.
+        The book's Dropout is not inverted: at test time it scales its
+        input by ``1 - dropout_ratio``, where this net's Dropout passes it
+        unchanged. So the parameters of the layer whose output reaches each
+        Dropout (through ReLUs, poolings and other Dropouts only, which all
+        commute with a positive factor) are scaled by ``1 - dropout_ratio``:
+        this net then computes the book's scores, in test and in training
+        mode (for DeepConvNet, W7, b7, W8 and b8 are halved). Nothing is
+        changed unless every array passes. Raises ValueError otherwise.
+        """
+        from .book_params import read_book_params
+
+        loaded = read_book_params(file_name)
+        missing = sorted(set(self.params) - set(loaded))
+        extra = sorted(set(loaded) - set(self.params))
+        if missing or extra:
+            raise ValueError(f"{file_name}: parameter names do not match this network "
+                             f"(missing {missing}, unexpected {extra})")
+        for name, array in loaded.items():
+            if array.shape != self.params[name].shape:
+                raise ValueError(f"{file_name}: {name} has shape {array.shape}, "
+                                 f"this network needs {self.params[name].shape}")
+        factors = self._book_dropout_factors()
+        for name, array in loaded.items():
+            self.params[name] = array * factors.get(name, 1.0)
+
+    def _book_dropout_factors(self):
+        """Parameter name -> the factor that turns the book's values into this net's."""
+        owner = {}  # id(layer) -> its parameter names
+        for name, (layer, _) in self._grad_of.items():
+            owner.setdefault(id(layer), []).append(name)
+        layers = list(self.layers.items())
+        factors = {}
+        for i, (name, layer) in enumerate(layers):
+            if not isinstance(layer, Dropout):
+                continue
+            j = i - 1
+            while j >= 0 and isinstance(layers[j][1], (Relu, Pooling, Dropout)):
+                j -= 1
+            if j < 0 or not isinstance(layers[j][1], (Convolution, Affine)):
+                raise ValueError(f"cannot match the book's dropout at {name}: no convolution "
+                                 f"or affine layer feeds it through ReLUs and poolings only")
+            for param in owner[id(layers[j][1])]:
+                factors[param] = factors.get(param, 1.0) * (1.0 - layer.dropout_ratio)
+        return factors
 
     def __repr__(self):
         n = sum(p.size for p in self.params.values())

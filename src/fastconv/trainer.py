@@ -1,6 +1,7 @@
 """Mini-batch training of a network, with the book's Trainer interface."""
 import contextlib
 import math
+import numbers
 import signal
 import threading
 import time
@@ -43,7 +44,9 @@ class Trainer:
         ``accuracy(x, t)``; ``loss_and_gradient(x, t)``, when present, saves
         a forward pass
     x_train, t_train, x_test, t_test : arrays indexed by sample on axis 0
-    epochs : number of passes over the training set
+    epochs : number of passes over the training set; may be fractional, as in
+        the book: the run makes ``int(epochs * iter_per_epoch)`` updates, the
+        last pass stopping early (it is still evaluated and recorded)
     mini_batch_size : samples per update
     optimizer : a name for :func:`fastconv.optim.get_optimizer` ("SGD",
         "Adam", ...) or an object with ``update(params, grads)``
@@ -98,12 +101,14 @@ class Trainer:
             raise ValueError("the training set is empty")
         if int(mini_batch_size) != mini_batch_size or mini_batch_size < 1:
             raise ValueError(f"mini_batch_size must be a positive integer, got {mini_batch_size!r}")
-        if int(epochs) != epochs or epochs < 0:
-            raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+        if isinstance(epochs, bool) or not isinstance(epochs, numbers.Real):
+            raise TypeError(f"epochs must be a number, got {epochs!r}")
+        if not math.isfinite(epochs) or epochs < 0:
+            raise ValueError(f"epochs must be a non-negative number, got {epochs!r}")
         self.network = network
         self.x_train, self.t_train = x_train, t_train
         self.x_test, self.t_test = x_test, t_test
-        self.epochs = int(epochs)
+        self.epochs = int(epochs) if float(epochs).is_integer() else float(epochs)
         self.batch_size = int(mini_batch_size)
         self.evaluate_sample_num_per_epoch = evaluate_sample_num_per_epoch
         self.train_eval_samples = train_eval_samples
@@ -120,7 +125,9 @@ class Trainer:
 
         self.train_size = len(x_train)
         self.iter_per_epoch = math.ceil(self.train_size / self.batch_size)
-        self.max_iter = self.epochs * self.iter_per_epoch
+        self.max_iter = int(self.epochs * self.iter_per_epoch)
+        # Passes over the data, the last one possibly partial.
+        self.num_passes = math.ceil(self.max_iter / self.iter_per_epoch)
         self.current_iter = 0
         self.current_epoch = 0
         self.train_loss_list = []
@@ -140,14 +147,36 @@ class Trainer:
             loss = net.loss(x, t)
         return float(loss), grads
 
-    def train_step(self, x, t):
-        """One update of the network on the batch (x, t); returns the batch loss before it.
+    def train_step(self, x=None, t=None):
+        """One update; returns the batch loss before it.
 
-        Records nothing: :meth:`train` and :meth:`train_epoch` keep the lists.
+        ``train_step(x, t)`` trains on the batch (x, t) and records nothing:
+        :meth:`train` and :meth:`train_epoch` keep the lists. ``train_step()``,
+        as in the book, draws ``mini_batch_size`` distinct training samples
+        at random (with the trainer's generator), trains on them, appends the
+        loss to ``train_loss_list`` and counts the update in ``current_iter``;
+        it does not evaluate (the book's does at epoch boundaries; use
+        :meth:`train_epoch` or :meth:`train` for that).
         """
-        loss, grads = self._loss_and_gradient(x, t)
+        if (x is None) != (t is None):
+            raise TypeError("train_step takes both x and t, or neither")
+        if x is not None:
+            loss, grads = self._loss_and_gradient(x, t)
+            with _interrupts_deferred():
+                self.optimizer.update(self.network.params, grads)
+            return loss
+        batch = self._rng.choice(self.train_size, min(self.batch_size, self.train_size),
+                                 replace=False)
+        x = self.x_train[batch]
+        if self.batch_transform is not None:
+            x = self.batch_transform(x, self._rng)
+        loss, grads = self._loss_and_gradient(x, self.t_train[batch])
         with _interrupts_deferred():
             self.optimizer.update(self.network.params, grads)
+            self.train_loss_list.append(loss)
+            self.current_iter += 1
+        if self.on_iteration is not None:
+            self.on_iteration(self, self.current_iter, loss)
         return loss
 
     def _evaluate(self):
@@ -160,12 +189,19 @@ class Trainer:
         return (float(self.network.accuracy(x_train, t_train)),
                 float(self.network.accuracy(x_test, t_test)))
 
-    def train_epoch(self):
-        """One shuffled pass over the training set, then the evaluation; returns its record."""
+    def train_epoch(self, max_batches=None):
+        """One shuffled pass over the training set, then the evaluation; returns its record.
+
+        ``max_batches`` ends the pass after that many updates (the last,
+        partial pass of a fractional ``epochs``).
+        """
         start = time.perf_counter()
         order = self._rng.permutation(self.train_size)
         losses = []
-        for begin in range(0, self.train_size, self.batch_size):
+        stop = self.train_size
+        if max_batches is not None:
+            stop = min(stop, int(max_batches) * self.batch_size)
+        for begin in range(0, stop, self.batch_size):
             batch = order[begin:begin + self.batch_size]
             x = self.x_train[batch]
             if self.batch_transform is not None:
@@ -180,7 +216,8 @@ class Trainer:
                 self.on_iteration(self, self.current_iter, loss)
         train_acc, test_acc = self._evaluate()
         seconds = time.perf_counter() - start
-        record = {"epoch": self.current_epoch + 1, "loss": float(np.mean(losses)),
+        record = {"epoch": self.current_epoch + 1,
+                  "loss": float(np.mean(losses)) if losses else float("nan"),
                   "train_acc": train_acc, "test_acc": test_acc, "seconds": seconds}
         with _interrupts_deferred():
             self.current_epoch += 1
@@ -190,7 +227,7 @@ class Trainer:
             self.epoch_time_list.append(seconds)
             self.history.append(record)
         if self.verbose:
-            print(f"epoch {self.current_epoch}/{self.epochs}: loss {record['loss']:.4f}, "
+            print(f"epoch {self.current_epoch}/{self.num_passes}: loss {record['loss']:.4f}, "
                   f"train acc {train_acc:.4f}, test acc {test_acc:.4f}, {seconds:.1f} s",
                   flush=True)
         if self.on_epoch is not None:
@@ -203,8 +240,9 @@ class Trainer:
         ``final_test_acc`` is the accuracy on the whole test set (the last
         epoch's, unless the epochs evaluated a subset).
         """
-        while self.current_epoch < self.epochs:
-            self.train_epoch()
+        while self.current_epoch < self.num_passes:
+            left = self.max_iter - self.current_epoch * self.iter_per_epoch
+            self.train_epoch(left if left < self.iter_per_epoch else None)
         if self.test_acc_list and self.evaluate_sample_num_per_epoch is None:
             self.final_test_acc = self.test_acc_list[-1]
         else:
