@@ -70,8 +70,8 @@ def load_image(path, max_pixels=MAX_PIXELS):
         raise ImageError(f"{path}: is a folder, not a picture") from None
     except Image.UnidentifiedImageError:
         raise ImageError(f"{path}: not a picture Pillow can read") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageError(f"{path}: {exc}") from None
+    except Image.DecompressionBombError as exc:  # Pillow's own, larger, cap
+        raise ImageError(f"{path}: more than the {max_pixels} pixels allowed ({exc})") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         # Pillow reports truncated and damaged files as any of these.
         raise ImageError(f"{path}: cannot decode the picture ({exc})") from None
