@@ -3,7 +3,6 @@ on real MNIST test images, for every model fastconv builds and a custom Net
 with every layer type. ONNX Runtime and PyTorch are the independent
 implementations; their tests skip where they are not installed.
 """
-import os
 import re
 import subprocess
 import sys
@@ -288,3 +287,24 @@ def test_bench_twins_are_built_from_the_specs():
         model = bench._torch_model(torch, name)
         assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == \
             {k: v.shape for k, v in net.state_dict_torch().items()}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_twin_carries_weights_running_statistics_and_dtype(dtype, nets, mnist):
+    torch = pytest.importorskip("torch")
+    net = fastconv.Net((1, 28, 28), CUSTOM_SPECS, dtype=dtype)
+    source = nets["custom"]
+    for name, value in source.params.items():
+        net.params[name][...] = value
+    for mine, theirs in zip(net.layers.values(), source.layers.values()):
+        if isinstance(mine, fastconv.BatchNormalization):
+            mine.running_mean[...], mine.running_var[...] = theirs.running_mean, theirs.running_var
+    model = torch_twin.twin(net)
+    assert not model.training
+    assert next(model.parameters()).dtype == (torch.float64 if dtype == np.float64
+                                              else torch.float32)
+    x = mnist[2].astype(dtype)
+    with torch.no_grad():
+        got = model(torch.from_numpy(x)).numpy()
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(got, net.predict(x), rtol=tol * 10, atol=tol)

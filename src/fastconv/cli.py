@@ -487,7 +487,7 @@ def cmd_predict(args):
     network, _ = _load_network(args)
     try:
         x = images_to_inputs(args.images, network.input_dim)
-    except ValueError as exc:  # ImageError names the file
+    except (ValueError, ImportError) as exc:  # ImageError names the file
         raise CliError(str(exc)) from None
     scores = network.predict(x).astype(np.float64)
     probs = np.exp(scores - scores.max(axis=1, keepdims=True))
@@ -519,10 +519,10 @@ def cmd_export(args):
         raise CliError(str(exc)) from None
     except (ValueError, OSError) as exc:
         raise CliError(f"cannot export {model} to {args.onnx}: {exc}") from None
-    batch = args.batch or "batch"
-    print(f"wrote {args.onnx}: input 'input' {(batch, *network.input_dim)} float32, "
-          f"output 'logits' {(batch, *network.output_shape)} (scores before the softmax)"
-          .replace("'batch'", "batch"))
+    def dims(shape):
+        return "(" + ", ".join(str(d) for d in (args.batch or "batch", *shape)) + ")"
+    print(f"wrote {args.onnx}: input 'input' {dims(network.input_dim)} float32, "
+          f"output 'logits' {dims(network.output_shape)} (scores before the softmax)")
     return 0
 
 
