@@ -150,7 +150,7 @@ def test_export_without_onnx_says_how_to_install(monkeypatch, tmp_path):
     modelcard.write_card(tmp_path, net, "simple")
     status, out, err = run_cli(["export", "--params", tmp_path / "params.npz",
                                 "--onnx", tmp_path / "x.onnx"])
-    assert status == 2 and out == ""
+    assert status == 1 and out == ""
     assert err.count("\n") == 1 and "fastconv[onnx]" in err, err
 
 

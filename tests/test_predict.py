@@ -288,7 +288,7 @@ def test_cli_predict_bad_files_one_line(run_folder, tmp_path):
     for name, reason in bad_files(tmp_path).items():
         status, out, err = run_cli(["predict", "--params", run_folder / "params.npz",
                                     tmp_path / name])
-        assert status == 2, (name, err)
+        assert status == 1, (name, err)
         assert out == ""
         assert len(err.splitlines()) == 1, err
         assert err.startswith("fastconv predict: error: ") and name in err and reason in err

@@ -389,7 +389,7 @@ class Net:
         return to_onnx(self, path, batch=batch)
 
     def state_dict_torch(self):
-        """The parameters as :func:`fastconv.torch_twin.torch_model` expects them.
+        """The parameters as the twin of :func:`fastconv.torch_twin.sequential` expects them.
 
         A dict of NumPy arrays named ``"0.weight"``, ``"0.bias"``, ... as in
         a ``torch.nn.Sequential`` with one module per layer spec and an
