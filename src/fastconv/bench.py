@@ -261,20 +261,12 @@ def environment():
 # --- training steps -----------------------------------------------------------------
 
 def _torch_model(torch, name):
-    """The same architecture as fastconv's SimpleConvNet or DeepConvNet, in torch.nn."""
-    nn = torch.nn
-    if name == "SimpleConvNet":
-        return nn.Sequential(nn.Conv2d(1, 30, 5), nn.ReLU(), nn.MaxPool2d(2, 2), nn.Flatten(),
-                             nn.Linear(30 * 12 * 12, 100), nn.ReLU(), nn.Linear(100, 10))
-    layers, c = [], 1
-    for i, (out, pad) in enumerate([(16, 1), (16, 1), (32, 1), (32, 2), (64, 1), (64, 1)]):
-        layers += [nn.Conv2d(c, out, 3, padding=pad), nn.ReLU()]
-        c = out
-        if i % 2:
-            layers.append(nn.MaxPool2d(2, 2))
-    layers += [nn.Flatten(), nn.Linear(64 * 4 * 4, 50), nn.ReLU(), nn.Dropout(0.5),
-               nn.Linear(50, 10), nn.Dropout(0.5)]
-    return nn.Sequential(*layers)
+    """fastconv's model ``name`` in torch.nn, built from that model's own layer
+    specs (fastconv.torch_twin), so the two cannot drift apart."""
+    from . import models as M
+    from .torch_twin import sequential
+    net = getattr(M, name)(seed=0)
+    return sequential(net.input_dim, net.layer_specs, torch)
 
 
 def bench_training(models=("SimpleConvNet", "DeepConvNet"), batch=100, repeats=7,

@@ -1,4 +1,5 @@
-"""The ``fastconv`` command line: ``train``, ``eval``, ``viz``, ``bench`` and ``convert``.
+"""The ``fastconv`` command line: ``train``, ``eval``, ``viz``, ``predict``, ``export``,
+``bench`` and ``convert``.
 
 One handler in :func:`main` turns every failure a user can cause into one line
 on stderr, never a traceback: a usage error (a bad option or option value)
@@ -75,7 +76,8 @@ def build_parser():
         prog="fastconv",
         description="Train and inspect the CNNs of 'Deep Learning from Scratch' on MNIST, "
                     "on C/OpenMP kernels.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,eval,viz,bench,convert}",
+    sub = parser.add_subparsers(dest="command",
+                                metavar="{train,eval,viz,predict,export,bench,convert}",
                                 required=True)
 
     p = sub.add_parser("train", help="train a network on MNIST (default: the book's "
@@ -122,6 +124,25 @@ def build_parser():
     p.add_argument("--index", type=int, default=0, help="test image for the feature maps")
     _add_common(p)
     p.set_defaults(run=cmd_viz)
+
+    p = sub.add_parser("predict", help="classify your own pictures of digits (PNG, JPEG, BMP)")
+    p.add_argument("--params", required=True, metavar="FILE", help="a params.npz from train")
+    _add_model(p)
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="pictures of one digit each")
+    p.add_argument("--top", type=positive_int, default=3, help="classes shown per picture")
+    p.add_argument("--json", action="store_true",
+                   help='print a JSON list of {"path": ..., "top": [[class, probability], ...]}')
+    p.add_argument("--show", metavar="OUT.png",
+                   help="also draw each preprocessed input beside its probabilities")
+    p.set_defaults(run=cmd_predict)
+
+    p = sub.add_parser("export", help="write saved params as an ONNX model (needs onnx)")
+    p.add_argument("--params", required=True, metavar="FILE", help="a params.npz from train")
+    _add_model(p)
+    p.add_argument("--onnx", required=True, metavar="OUT", help="the .onnx file to write")
+    p.add_argument("--batch", type=positive_int, default=None,
+                   help="fix the batch dimension (default: any batch size)")
+    p.set_defaults(run=cmd_export)
 
     from . import bench
     p = sub.add_parser("bench", help="time the C kernels against NumPy and PyTorch")
@@ -175,24 +196,29 @@ def _load_network(args):
     path = args.params
     if not os.path.isfile(path):
         raise CliError(f"parameter file not found: {path}")
-    sidecar = os.path.join(os.path.dirname(os.path.abspath(path)), "model.json")
+    from . import modelcard
+    sidecar = os.path.join(os.path.dirname(os.path.abspath(path)), modelcard.FILE_NAME)
     meta = {}
     if os.path.isfile(sidecar):
         try:
-            with open(sidecar) as f:
-                meta = json.load(f)
-        except (OSError, ValueError) as exc:
-            raise CliError(f"cannot read {sidecar}: {exc}") from None
-        if not isinstance(meta, dict):
-            raise CliError(f"cannot read {sidecar}: expected a JSON object, "
-                           f"got {type(meta).__name__}")
+            meta = modelcard.read_card(sidecar)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
     # An explicit option wins over model.json, which wins over the defaults.
     model = args.model or meta.get("model") or "simple"
     dtype = args.dtype or meta.get("dtype") or "float32"
-    if model not in MODELS or dtype not in ("float32", "float64"):
-        raise CliError(f"{sidecar} names an unknown model {model!r} or dtype {dtype!r}")
+    if args.model is None and "layer_specs" in meta:
+        # A full card: the architecture is in the file, whatever the model's name.
+        model = str(model)
+        try:
+            network = modelcard.build_net(meta, np.dtype(dtype))
+        except ValueError as exc:
+            raise CliError(f"{sidecar}: {exc}") from None
+    else:
+        if model not in MODELS or dtype not in ("float32", "float64"):
+            raise CliError(f"{sidecar} names an unknown model {model!r} or dtype {dtype!r}")
+        network = make_model(model, np.dtype(dtype))
     args.dtype = dtype
-    network = make_model(model, np.dtype(dtype))
     try:
         network.load_params(path)
     except (ValueError, OSError, KeyError) as exc:
@@ -358,7 +384,8 @@ def _train(args, network, train, test):
 
     params_path = os.path.join(args.out, "params.npz")
     _save_params(network, params_path, args)
-    _write_json(os.path.join(args.out, "model.json"), {"model": args.model, "dtype": args.dtype})
+    from .modelcard import card
+    _write_json(os.path.join(args.out, "model.json"), card(network, model=args.model))
     summary = {
         "model": args.model, "epochs": args.epochs, "completed_epochs": trainer.current_epoch,
         "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr,
@@ -462,6 +489,51 @@ def cmd_viz(args):
     with _output_folder(out):
         written = _save_pictures_of_filters(network, x_test, out, index=args.index)
     print(f"wrote {', '.join(written)} in {out}")
+    return 0
+
+
+def cmd_predict(args):
+    from .imaging import images_to_inputs
+
+    network, _ = _load_network(args)
+    try:
+        x = images_to_inputs(args.images, network.input_dim)
+    except (ValueError, ImportError) as exc:  # ImageError names the file
+        raise CliError(str(exc)) from None
+    scores = network.predict(x).astype(np.float64)
+    probs = np.exp(scores - scores.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    top = np.argsort(-probs, axis=1, kind="stable")[:, :args.top]
+    rows = [{"path": path, "top": [[int(k), float(probs[i, k])] for k in top[i]]}
+            for i, path in enumerate(args.images)]
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        for row in rows:
+            print(f"{row['path']}: " + ", ".join(f"{k} {p:.3f}" for k, p in row["top"]))
+    if args.show:
+        from . import viz
+        try:
+            viz.plot_predictions(x[:, 0], probs, args.images, args.show)
+        except OSError as exc:
+            raise CliError(f"cannot write {args.show}: {exc}") from None
+    return 0
+
+
+def cmd_export(args):
+    from . import export
+
+    network, model = _load_network(args)
+    try:
+        export.to_onnx(network, args.onnx, batch=args.batch)
+    except ImportError as exc:
+        raise CliError(str(exc)) from None
+    except (ValueError, OSError) as exc:
+        raise CliError(f"cannot export {model} to {args.onnx}: {exc}") from None
+    def dims(shape):
+        return "(" + ", ".join(str(d) for d in (args.batch or "batch", *shape)) + ")"
+    print(f"wrote {args.onnx}: input 'input' {dims(network.input_dim)} float32, "
+          f"output 'logits' {dims(network.output_shape)} (scores before the softmax)")
     return 0
 
 

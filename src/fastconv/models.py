@@ -498,6 +498,57 @@ class Net:
                 factors[param] = factors.get(param, 1.0) * (1.0 - layer.dropout_ratio)
         return factors
 
+    # -- taking the net elsewhere ------------------------------------------------
+
+    def predict_images(self, images, batch_size=100):
+        """Class probabilities (N, output_size), float64, for pictures of digits.
+
+        ``images`` is a list of paths (PNG, JPEG, BMP, ...; read with Pillow)
+        or 2-D gray arrays in [0, 1]. Each is brought to MNIST's form first
+        (light backgrounds inverted, cropped to the ink, scaled into 20x20,
+        centred by mass in 28x28: :func:`fastconv.imaging.digit_to_input`).
+        A bad file raises :class:`fastconv.imaging.ImageError` (a ValueError)
+        naming it. The net must take (1, S, S) inputs.
+        """
+        from .imaging import images_to_inputs
+        x = images_to_inputs(images, self.input_dim)
+        if len(x) == 0:
+            return np.empty((0, math.prod(self.output_shape)))
+        scores = np.concatenate([self.predict(x[i:i + batch_size])
+                                 for i in range(0, len(x), batch_size)]).astype(np.float64)
+        probs = np.exp(scores - scores.max(axis=1, keepdims=True))
+        return probs / probs.sum(axis=1, keepdims=True)
+
+    def to_onnx(self, path, batch=None):
+        """Write the net (test mode) as an ONNX model; see :func:`fastconv.export.to_onnx`.
+
+        Needs the ``onnx`` package (``pip install fastconv[onnx]``).
+        """
+        from .export import to_onnx
+        return to_onnx(self, path, batch=batch)
+
+    def state_dict_torch(self):
+        """The parameters as the twin of :func:`fastconv.torch_twin.sequential` expects them.
+
+        A dict of NumPy arrays named ``"0.weight"``, ``"0.bias"``, ... as in
+        a ``torch.nn.Sequential`` with one module per layer spec and an
+        ``nn.Flatten`` before the first Linear after image maps. Linear
+        weights are transposed (M, D); batch norms add ``running_mean``,
+        ``running_var`` and ``num_batches_tracked``. Needs no PyTorch.
+        """
+        from .torch_twin import state_dict
+        return state_dict(self)
+
+    def load_state_dict_torch(self, state_dict):
+        """Copy a PyTorch twin's ``state_dict()`` (tensors or arrays) into ``params``.
+
+        The inverse of :meth:`state_dict_torch`; batch-norm running statistics
+        go into the layers. Raises ValueError on missing or unexpected names
+        or a shape mismatch, before changing anything.
+        """
+        from .torch_twin import load_state_dict
+        load_state_dict(self, state_dict)
+
     def __repr__(self):
         n = sum(p.size for p in self.params.values())
         return (f"{type(self).__name__}(input_dim={self.input_dim}, {len(self.layers)} layers, "

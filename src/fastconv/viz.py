@@ -16,6 +16,7 @@ from .checkpoint import atomic_write
 __all__ = [
     "plot_filters", "plot_filters_before_after", "plot_feature_maps", "plot_learning_curves",
     "confusion_matrix", "plot_confusion_matrix", "plot_misclassified", "format_confusion_matrix",
+    "plot_predictions",
 ]
 
 
@@ -201,3 +202,28 @@ def plot_misclassified(x, t, y, path, max_images=40):
                rect=(0.02, 0.02, 0.96, 0.86))
     _save(fig, path)
     return int(wrong.size)
+
+
+def plot_predictions(inputs, probs, names, path):
+    """Save one row per picture to ``path``: the network's input (H, W) beside a
+    bar chart of its class probabilities. ``inputs`` (N, H, W), ``probs`` (N, K)."""
+    import os
+    inputs, probs = np.asarray(inputs), np.asarray(probs)
+    n, k = probs.shape
+    fig = _figure(6, 1.6 * n + 0.2)
+    for i in range(n):
+        bottom = 1 - (i + 1) / n
+        ax = fig.add_axes([0.02, bottom + 0.08 / n, 0.25, 0.8 / n])
+        ax.imshow(inputs[i], cmap="gray", interpolation="nearest", vmin=0, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(os.path.basename(str(names[i])), fontsize=7, pad=2)
+        bars = fig.add_axes([0.35, bottom + 0.2 / n, 0.6, 0.65 / n])
+        best = int(np.argmax(probs[i]))
+        bars.bar(range(k), probs[i], color=["tab:red" if j == best else "tab:gray"
+                                            for j in range(k)])
+        bars.set_xticks(range(k))
+        bars.set_ylim(0, 1)
+        bars.tick_params(labelsize=7)
+        bars.set_title(f"{best}: {probs[i, best]:.3f}", fontsize=8, pad=2)
+    fig.savefig(path)

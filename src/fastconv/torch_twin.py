@@ -1,0 +1,168 @@
+"""A fastconv net's twin in PyTorch: the same layers as a ``torch.nn.Sequential``.
+
+The twin has one module per layer spec, in order, and an ``nn.Flatten``
+right before a Linear that follows image maps. So SimpleConvNet becomes::
+
+    Sequential(0: Conv2d(1, 30, 5), 1: ReLU, 2: MaxPool2d(2, 2), 3: Flatten,
+               4: Linear(4320, 100), 5: ReLU, 6: Linear(100, 10))
+
+and its ``state_dict`` holds ``0.weight``, ``0.bias``, ``4.weight``, ...
+Counterparts: conv -> Conv2d (same (FN, C, FH, FW) weights), affine ->
+Linear (weight transposed to (M, D)), max pool -> MaxPool2d (padding never
+wins in either), avg pool -> AvgPool2d(count_include_pad=True), batchnorm ->
+BatchNorm2d/1d (same eps; torch's momentum is 1 - fastconv's), dropout ->
+Dropout (both inverted), lrn -> LocalResponseNorm (the same formula).
+In eval mode the twin computes what ``net.predict`` does. In training mode
+they differ where the libraries do: torch's running variance is unbiased.
+
+:func:`state_dict` and :func:`load_state_dict` need no PyTorch;
+:func:`sequential` and :func:`twin` import it.
+"""
+import numpy as np
+
+from .layers import LRN, BatchNormalization, Dropout
+from .modelcard import layer_shapes
+
+__all__ = ["sequential", "twin", "state_dict", "load_state_dict"]
+
+
+def _layout(input_dim, layer_specs):
+    """(index in the Sequential, walk entry) per layer spec, and the module count."""
+    index, placed = 0, []
+    for entry in layer_shapes(input_dim, layer_specs):
+        if entry["type"] == "affine" and len(entry["in"]) > 1:
+            index += 1  # the Flatten
+        placed.append((index, entry))
+        index += 1
+    return placed, index
+
+
+def _options(spec, *drop):
+    return {k: v for k, v in spec.items() if k not in ("type",) + drop}
+
+
+def sequential(input_dim, layer_specs, torch=None):
+    """A fresh ``torch.nn.Sequential`` (torch's own initial weights) for these specs.
+
+    ``input_dim`` and ``layer_specs`` are those of :class:`fastconv.Net`.
+    """
+    if torch is None:
+        import torch
+    nn = torch.nn
+    modules = []
+    eps = BatchNormalization(np.ones(1), np.zeros(1)).eps
+    for index, entry in _layout(input_dim, layer_specs)[0]:
+        kind, spec, shape = entry["type"], entry["spec"], entry["in"]
+        if len(modules) < index:
+            modules.append(nn.Flatten())
+        if kind == "conv":
+            (fn, c, fh, fw), _ = entry["params"]
+            modules.append(nn.Conv2d(c, fn, (fh, fw), stride=_pair(spec.get("stride", 1)),
+                                     padding=_pair(spec.get("pad", 0))))
+        elif kind == "affine":
+            (d, m), _ = entry["params"]
+            modules.append(nn.Linear(d, m))
+        elif kind == "pool":
+            window = (int(spec.get("pool_h", 2)), int(spec.get("pool_w", 2)))
+            stride, pad = _pair(spec.get("stride", 2)), _pair(spec.get("pad", 0))
+            if spec.get("mode", "max") == "max":
+                modules.append(nn.MaxPool2d(window, stride, pad))
+            else:
+                modules.append(nn.AvgPool2d(window, stride, pad, count_include_pad=True))
+        elif kind == "relu":
+            modules.append(nn.ReLU())
+        elif kind == "sigmoid":
+            modules.append(nn.Sigmoid())
+        elif kind == "dropout":
+            modules.append(nn.Dropout(Dropout(**_options(spec)).dropout_ratio))
+        elif kind == "batchnorm":
+            norm = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
+            momentum = float(spec.get("momentum", 0.9))
+            modules.append(norm(shape[0], eps=eps, momentum=round(1.0 - momentum, 12)))
+        elif kind == "lrn":
+            lrn = LRN(**_options(spec))
+            modules.append(nn.LocalResponseNorm(lrn.size, lrn.alpha, lrn.beta, lrn.k))
+    return nn.Sequential(*modules)
+
+
+def _pair(v):
+    return tuple(int(a) for a in v) if isinstance(v, (tuple, list)) else (int(v), int(v))
+
+
+def _slots(net):
+    """(state-dict name, array in the net, transposed?) for every array the twin holds."""
+    placed, _ = _layout(net.input_dim, net.layer_specs)
+    slots = []
+    for (index, entry), layer in zip(placed, net.layers.values()):
+        kind = entry["type"]
+        if kind in ("conv", "affine"):
+            slots += [(f"{index}.weight", layer.W, kind == "affine"),
+                      (f"{index}.bias", layer.b, False)]
+        elif kind == "batchnorm":
+            slots += [(f"{index}.weight", layer.gamma, False), (f"{index}.bias", layer.beta, False),
+                      (f"{index}.running_mean", layer.running_mean, False),
+                      (f"{index}.running_var", layer.running_var, False)]
+    return slots
+
+
+def _batchnorm_counters(net):
+    placed, _ = _layout(net.input_dim, net.layer_specs)
+    return [f"{index}.num_batches_tracked" for index, entry in placed
+            if entry["type"] == "batchnorm"]
+
+
+def state_dict(net):
+    """The twin's state dict for ``net``, as NumPy arrays (copies); see the module doc."""
+    out = {name: np.ascontiguousarray(array.T if transposed else array).copy()
+           for name, array, transposed in _slots(net)}
+    for name in _batchnorm_counters(net):
+        out[name] = np.array(0, dtype=np.int64)
+    return out
+
+
+def _as_array(value, name):
+    if hasattr(value, "detach"):  # a torch tensor, possibly on a device or needing grad
+        value = value.detach().cpu().numpy()
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiu":
+        raise TypeError(f"state_dict[{name!r}] must be a real numeric array, got dtype "
+                        f"{array.dtype}")
+    return array
+
+
+def load_state_dict(net, state):
+    """Copy a twin's state dict (tensors or arrays) into ``net``, in place.
+
+    ``num_batches_tracked`` entries may be present or not. Raises ValueError
+    on missing or unexpected names or a shape mismatch, before changing
+    anything.
+    """
+    if not hasattr(state, "items"):
+        raise TypeError(f"state_dict must be a mapping of names to arrays, "
+                        f"got {type(state).__name__}")
+    slots = _slots(net)
+    counters = set(_batchnorm_counters(net))
+    given = {name: _as_array(value, name) for name, value in state.items()
+             if name not in counters}
+    expected = {name for name, _, _ in slots}
+    missing, extra = sorted(expected - set(given)), sorted(set(given) - expected)
+    if missing or extra:
+        raise ValueError(f"state_dict names do not match this network's twin "
+                         f"(missing {missing}, unexpected {extra})")
+    for name, array, transposed in slots:
+        needed = array.shape[::-1] if transposed else array.shape
+        if given[name].shape != needed:
+            raise ValueError(f"state_dict[{name!r}] has shape {given[name].shape}, "
+                             f"this network needs {needed}")
+    for name, array, transposed in slots:
+        array[...] = given[name].T if transposed else given[name]
+
+
+def twin(net, torch=None):
+    """``net``'s twin holding its weights, in eval mode and the net's dtype."""
+    if torch is None:
+        import torch
+    model = sequential(net.input_dim, net.layer_specs, torch)
+    model = model.to(torch.float64 if net.dtype == np.float64 else torch.float32)
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in state_dict(net).items()})
+    return model.eval()
