@@ -35,8 +35,8 @@ export FASTCONV_EXPECT_OPENMP=bundled
 export FASTCONV_TEST_MNIST="${FASTCONV_TEST_MNIST:-$repo/../shared/data/mnist}"
 
 if [[ $arch == x86_64 ]]; then
-  py="python${tag:2:1}.${tag:3}"
-  command -v "$py" >/dev/null || { echo "test_wheel.sh: $py not found" >&2; exit 1; }
+  py=$("$repo/scripts/find_python.sh" "${tag:2:1}.${tag:3}") \
+    || { echo "test_wheel.sh: no CPython ${tag:2:1}.${tag:3} here" >&2; exit 1; }
   "$py" -m venv "$work/venv"
   run=("$work/venv/bin/python")
   "${run[@]}" -m pip install --quiet --no-deps --require-hashes -r "$lock"
@@ -81,4 +81,10 @@ fi
 cd "$work"   # outside the source tree: the installed wheel is what is tested
 echo "== $name"
 "${run[@]}" -c "import fastconv; fastconv.show_config()"
-"${run[@]}" -m pytest "$repo/tests" -q -p no:cacheprovider "${pytest_args[@]}"
+# FASTCONV_WHEEL_TESTS: test files (relative to tests/) instead of the whole suite.
+targets=("$repo/tests")
+if [[ -n "${FASTCONV_WHEEL_TESTS:-}" ]]; then
+  targets=()
+  for t in $FASTCONV_WHEEL_TESTS; do targets+=("$repo/tests/$t"); done
+fi
+"${run[@]}" -m pytest "${targets[@]}" -q -p no:cacheprovider "${pytest_args[@]}"
