@@ -752,7 +752,7 @@ CASES = [
          Raises(DatasetUnavailableError, r"MNIST files missing from .*params\.npz.*"
                                          r"download=False")),
     Case("load_mnist data_dir int", lambda e: load(e, 123),
-         Raises(TypeError, r"expected str, bytes or os\.PathLike object, not int")),
+         Raises(TypeError, r"\bint\b")),  # Python's wording varies by version
     Case("load_mnist download from a dead mirror",
          lambda e: fastconv.load_mnist(data_dir=e.path / "nothing-here"),
          Raises(DatasetUnavailableError, r"(?s)MNIST file train-images-idx3-ubyte is missing "

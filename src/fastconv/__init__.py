@@ -7,6 +7,7 @@ NumPy backend gives the same results (``set_backend("numpy")``). Plots
 when used, so ``import fastconv`` stays light.
 """
 from . import _runtime  # noqa: F401  (environment defaults, before numpy loads)
+from ._config import build_config, show_config
 from .datasets import load_mnist
 from .functional import (
     available_backends,
@@ -63,4 +64,6 @@ __all__ = [
     "Trainer", "numerical_gradient", "gradient_check",
     # data
     "load_mnist",
+    # installation
+    "show_config", "build_config",
 ]

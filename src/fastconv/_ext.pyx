@@ -277,3 +277,32 @@ def conv2d_weight_grad(const float[:, :, :, ::1] x, const float[:, :, :, ::1] do
         status = fc_conv2d_weight_grad_f32(&x[0, 0, 0, 0], &dout[0, 0, 0, 0], n, c, h, w, fn,
                                            kh, kw, ph, pw, nthreads, &dw[0, 0, 0, 0])
     _status(status)
+
+
+cdef extern from *:
+    """
+    #ifndef FASTCONV_BUILD_COMPILER
+    #define FASTCONV_BUILD_COMPILER "unknown"
+    #define FASTCONV_BUILD_TARGET "unknown"
+    #define FASTCONV_BUILD_OPENMP_LIBS ""
+    #endif
+    #ifdef _OPENMP
+    #define FASTCONV_BUILD_OPENMP_SPEC _OPENMP
+    #else
+    #define FASTCONV_BUILD_OPENMP_SPEC 0
+    #endif
+    """
+    const char *FASTCONV_BUILD_COMPILER
+    const char *FASTCONV_BUILD_TARGET
+    const char *FASTCONV_BUILD_OPENMP_LIBS
+    long FASTCONV_BUILD_OPENMP_SPEC
+
+
+def build_info():
+    """How this extension was built: compiler, target, OpenMP (spec date, libraries)."""
+    return {
+        "compiler": FASTCONV_BUILD_COMPILER.decode(),
+        "target": FASTCONV_BUILD_TARGET.decode(),
+        "openmp_spec": FASTCONV_BUILD_OPENMP_SPEC,
+        "openmp_libs": [s for s in FASTCONV_BUILD_OPENMP_LIBS.decode().split(",") if s],
+    }

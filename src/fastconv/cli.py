@@ -584,6 +584,20 @@ def _one_line(exc):
     return text or type(exc).__name__
 
 
+# What each command imports beyond the library; they come with fastconv[cli].
+_EXTRAS = {"train": ("tqdm", "matplotlib"), "eval": ("matplotlib",), "viz": ("matplotlib",)}
+
+
+def _missing_extras(command):
+    missing = []
+    for name in _EXTRAS.get(command, ()):
+        try:
+            __import__(name)
+        except ImportError:
+            missing.append(name)
+    return missing
+
+
 def main(argv=None):
     """Run the command line; returns the exit status.
 
@@ -592,6 +606,11 @@ def main(argv=None):
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    missing = _missing_extras(args.command)
+    if missing:
+        print(f"fastconv {args.command}: error: needs {' and '.join(missing)}, which come with "
+              "the cli extra: pip install 'fastconv[cli]'", file=sys.stderr)
+        return 1
     try:
         return args.run(args)
     except KeyboardInterrupt:
