@@ -54,10 +54,21 @@ def backend(request):
     unless some kernel call really ran on a team of more than one thread."""
     with running_on(request.param) as (name, threads):
         yield name
-        if threads and threads > 1 and fastconv.openmp_enabled():
+        call = getattr(request.node, "fastconv_call_report", None)
+        if call is not None and call.passed and threads and threads > 1 \
+                and fastconv.openmp_enabled():
             team = last_team_size()
             assert team > 1, (f"at {threads} threads no kernel call of this test ran on more "
                               f"than one thread (last team {team})")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    # Keeps the call phase's report on the item, for fixtures' teardown.
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.fastconv_call_report = report
 
 
 @pytest.fixture(params=["c", "numpy"])
