@@ -21,15 +21,11 @@ Memory: calls whose result would be indexable but larger than 16 MiB are not
 attempted (they would be allocated for real); results too large to index at
 all must be refused with ValueError.
 
-Known bugs, pinned by the KNOWN_* tests at the bottom (xfail strict), and
-discarded with ``assume`` when the fuzzer lands on them so that the rest stays
-green; once a fix is in, drop the matching escape hatch:
-* window arguments near or beyond the int64 range (OverflowError, or signed
-  overflow in the kernels' FC_OUT_SIZE and kernel area): the region test
-  ``_in_known_int64_bug_region``, used by ``call_c`` and ``known_bug_tolerant``;
-* an empty input_shape whose planes cannot be indexed: ``_empty_but_huge``;
-* an empty x with a huge pooling padding: the ``assume`` in ``run_pool``.
-Under scripts/asan.sh, UBSan reports the int64 overflows as they happen.
+No escape hatches: an OverflowError, a wrong value or a refusal of arguments
+the harness knows to be valid fails the test. The once-known bugs (int64
+window arguments, empty shapes with unindexable planes, empty x with a huge
+pooling padding) are fixed and kept as regression tests at the bottom.
+Under scripts/asan.sh, UBSan would report any int64 overflow as it happens.
 """
 import math
 import os
@@ -67,7 +63,6 @@ pytestmark = [needs_c, pytest.mark.filterwarnings("ignore")]
 
 MAX_OUT_BYTES = 1 << 24          # larger indexable results are not attempted
 MAX_NUMPY_CELLS = 1 << 20        # beyond this the NumPy backend's padding is too big
-INT64_EDGE = 2**61               # see _in_known_int64_bug_region
 
 
 @pytest.fixture(autouse=True)
@@ -215,23 +210,6 @@ def _window_params(kernel, stride, pad, dilation=1):
     return k, s, p, d
 
 
-def _in_known_int64_bug_region(*values, area=0):
-    """Window arguments this large hit the known int64 bugs (see the KNOWN_* tests):
-    any argument >= 2**61, or an average-pooling window of area >= 2**63."""
-    if area >= 2**63:
-        return True
-    flat = []
-    for v in values:
-        if isinstance(v, (tuple, list)):
-            flat += list(v)
-        elif v is not None:
-            flat.append(v)
-    ints = [int(v) for v in flat if isinstance(v, (int, np.integer)) and not isinstance(v, bool)]
-    if any(abs(v) >= INT64_EDGE for v in ints):
-        return True
-    return False
-
-
 # --- oracles ------------------------------------------------------------------------
 
 def _axis(count, k, s, p, d, size):
@@ -372,27 +350,36 @@ def _finite_abs(a):
 
 # --- the harness ----------------------------------------------------------------------
 
-def call_c(fn, *args, window=(), known_overflow=False, **kwargs):
-    """Call on the C backend; None if it raised a (checked) ValueError/TypeError.
-
-    ``window`` holds the raw window arguments: an OverflowError among them is the
-    known int64 bug, and discards the example (as does one where the caller says
-    ``known_overflow``)."""
+def call_c(fn, *args, valid=False, **kwargs):
+    """Call on the C backend; None if it raised a ValueError/TypeError with a
+    message. ``valid`` says the harness found every argument acceptable: then a
+    refusal is itself a failure (fastconv must not refuse good input)."""
     with fastconv.use_backend("c"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             result = fn(*args, **kwargs)
         except (ValueError, TypeError) as exc:
             assert str(exc), f"{type(exc).__name__} without a message"
+            assert not valid, f"a valid call was refused: {type(exc).__name__}: {exc}"
             note(f"refused: {type(exc).__name__}: {exc}")
             event(f"{fn.__name__}: {type(exc).__name__}")
             return None
-        except OverflowError:
-            if known_overflow or _in_known_int64_bug_region(*window):
-                assume(False)
-            raise
     event(f"{fn.__name__}: result")
     return result
+
+
+def _real_array(a):
+    """Whether the op will take ``a`` as an array (a real dtype, not ragged)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.asarray(a).dtype.kind in "fiub"
+    except Exception:  # noqa: BLE001 -- ragged lists: the op refuses them
+        return False
+
+
+def _single_int(v):
+    return not isinstance(v, (tuple, list, np.ndarray))
 
 
 def call_numpy(fn, *args, **kwargs):
@@ -405,16 +392,6 @@ def guard_bytes(nbytes):
     """Skip results that are indexable but too big to allocate here for real."""
     if nbytes is not None:
         assume(not MAX_OUT_BYTES < nbytes <= sys.maxsize)
-
-
-def known_bug_tolerant(check, *window_args, area=0):
-    """Run ``check``; a failure inside the known int64 bug region discards the example."""
-    try:
-        check()
-    except AssertionError:
-        if _in_known_int64_bug_region(*window_args, area=area):
-            assume(False)
-        raise
 
 
 def as_float(a):
@@ -475,13 +452,16 @@ def run_im2col(x, fh, fw, stride, pad):
     kh, kw = _try(V.positive_pair, fh, "f"), _try(V.positive_pair, fw, "f")
     s, p = _try(V.positive_pair, stride, "s"), _try(V.nonnegative_pair, pad, "p")
     dims = _dims(x)
+    valid = False
     if None not in (kh, kw, s, p) and dims is not None and len(dims) == 4:
         n, c, h, w = dims
         oh, ow = _out(h, kh[0], s[0], p[0]), _out(w, kw[0], s[1], p[1])
         if oh is not None and ow is not None:
-            guard_bytes(n * oh * ow * c * kh[0] * kw[0] * 8)
-    got = call_c(fastconv.im2col, x, fh, fw, stride=stride, pad=pad,
-                 window=(fh, fw, stride, pad))
+            nbytes = n * oh * ow * c * kh[0] * kw[0] * 8
+            guard_bytes(nbytes)
+            valid = (nbytes <= MAX_OUT_BYTES and _real_array(x) and _single_int(fh)
+                     and _single_int(fw))
+    got = call_c(fastconv.im2col, x, fh, fw, stride=stride, pad=pad, valid=valid)
     if got is None:
         return
     x = as_float(x)
@@ -499,20 +479,23 @@ def run_im2col(x, fh, fw, stride, pad):
         vals = _gather(x, k, s, p, (1, 1))
         assert_identical(got, np.ascontiguousarray(
             vals.transpose(0, 2, 4, 1, 3, 5)).reshape(got.shape))
-    known_bug_tolerant(check, fh, fw, stride, pad)
+    check()
 
 
 def run_unfold(x, kernel, dilation, pad, stride):
     params = _window_params(kernel, stride, pad, dilation)
     dims = _dims(x)
+    valid = False
     if params and dims is not None and len(dims) in (3, 4):
         k, s, p, d = params
         n, c, h, w = (1,) * (4 - len(dims)) + tuple(dims)
         oh, ow = _out(h, k[0], s[0], p[0], d[0]), _out(w, k[1], s[1], p[1], d[1])
         if oh is not None and ow is not None:
-            guard_bytes(n * c * k[0] * k[1] * oh * ow * 8)
+            nbytes = n * c * k[0] * k[1] * oh * ow * 8
+            guard_bytes(nbytes)
+            valid = nbytes <= MAX_OUT_BYTES and _real_array(x) and stride is not None
     got = call_c(fastconv.unfold, x, kernel, dilation=dilation, padding=pad, stride=stride,
-                 window=(kernel, dilation, pad, stride))
+                 valid=valid)
     if got is None:
         return
     x = as_float(x)
@@ -536,19 +519,14 @@ def run_unfold(x, kernel, dilation, pad, stride):
             n, c * k[0] * k[1], -1) if vals.size else np.zeros(
             (n, c * k[0] * k[1], vals.shape[2] * vals.shape[4]), x.dtype)
         assert_identical(got, want[0] if x.ndim == 3 else want)
-    known_bug_tolerant(check, kernel, dilation, pad, stride)
+    check()
 
 
 def run_pool(op, x, kernel, stride, pad):
     params = _window_params(kernel, stride, pad)
-    dims = _dims(x)
-    if params and dims is not None and len(dims) == 4 and 0 in dims:
-        # An empty x goes to the NumPy backend, which allocates the padded plane
-        # for real (test_KNOWN_empty_max_pool_with_huge_padding): keep it small.
-        assume(max(params[2]) <= 64)
     fn = fastconv.max_pool2d if op == "max_pool2d" else fastconv.avg_pool2d
     extra = {"return_indices": True} if op == "max_pool2d" else {}
-    got = call_c(fn, x, kernel, stride, pad, window=(kernel, stride, pad), **extra)
+    got = call_c(fn, x, kernel, stride, pad, **extra)
     if got is None:
         return
     x = as_float(x)
@@ -573,7 +551,7 @@ def run_pool(op, x, kernel, stride, pad):
                 want = direct_avg_pool(x, k, s, p)
                 abs_sum = direct_avg_pool(_finite_abs(x), k, s, p)
             assert_sum_close(got, want, abs_sum, x.dtype, scale=k[0] * k[1])
-    known_bug_tolerant(check, kernel, stride, pad, area=k[0] * k[1])
+    check()
 
 
 # --- adjoint ops ---------------------------------------------------------------------------
@@ -616,13 +594,6 @@ def test_fuzz_adjoint_ops(data):
     run_col2im_fold(data, op, shape, kernel, stride, pad, dilation, spec)
 
 
-def _empty_but_huge(shape):
-    """An empty input_shape whose planes could not be indexed (BUG_EMPTY_HUGE_PLANE
-    in test_bad_input.py)."""
-    dims = _try(V.shape4, shape, "input_shape")
-    return dims is not None and 0 in dims and math.prod(max(d, 1) for d in dims) * 8 > sys.maxsize
-
-
 def _input_shape_bytes(shape):
     dims = _try(V.shape4, shape, "input_shape")
     return None if dims is None else math.prod(dims) * 8
@@ -654,8 +625,7 @@ def run_col2im_fold(data, op, shape, kernel, stride, pad, dilation, spec):
             fh, fw = kernel
         else:
             fh = fw = kernel
-        got = call_c(fastconv.col2im, cols, shape, fh, fw, stride=stride, pad=pad,
-                     window=(fh, fw, stride, pad))
+        got = call_c(fastconv.col2im, cols, shape, fh, fw, stride=stride, pad=pad)
         # As functional does: a pair given as filter_h counts as its first entry
         # (BUG_FILTER_PAIR in test_bad_input.py).
         kernel = (_try(V.positive_pair, fh, "f") or (fh,))[0], \
@@ -663,7 +633,7 @@ def run_col2im_fold(data, op, shape, kernel, stride, pad, dilation, spec):
     else:
         output_size = shape[2:] if isinstance(shape, tuple) and len(shape) == 4 else shape
         got = call_c(fastconv.fold, cols, output_size, kernel, dilation=dilation, padding=pad,
-                     stride=stride, window=(kernel, dilation, pad, stride))
+                     stride=stride)
     if got is None:
         return
     cols = as_float(cols)
@@ -695,7 +665,7 @@ def run_col2im_fold(data, op, shape, kernel, stride, pad, dilation, spec):
                                  stride=s)
             assert_sum_close(got.reshape(n, c, h, w), ref.reshape(n, c, h, w), abs_sum,
                              cols.dtype)
-    known_bug_tolerant(check, kernel, stride, pad, dilation)
+    check()
 
 
 def run_avg_pool_backward(data, shape, kernel, stride, pad, spec):
@@ -712,8 +682,7 @@ def run_avg_pool_backward(data, shape, kernel, stride, pad, spec):
     if data.draw(st.integers(0, 99), label="wrong dout?") < 5:
         dout_shape = data.draw(st.sampled_from([(0, 1, 1, 1), (1, 1, 2), (2, 1, 1, 1)]))
     dout = make_array(dout_shape, spec)
-    got = call_c(fastconv.avg_pool2d_backward, dout, shape, kernel, stride, pad,
-                 window=(kernel, stride, pad))
+    got = call_c(fastconv.avg_pool2d_backward, dout, shape, kernel, stride, pad)
     if got is None:
         return
     dout = as_float(dout)
@@ -727,7 +696,7 @@ def run_avg_pool_backward(data, shape, kernel, stride, pad, spec):
         if _padded_cells(n, c, h, w, p) * (1 + k[0] * k[1]) <= MAX_NUMPY_CELLS:
             ref = call_numpy(fastconv.avg_pool2d_backward, dout, got.shape, k, s, p)
             assert_sum_close(got, ref, abs_sum, dout.dtype)
-    known_bug_tolerant(check, kernel, stride, pad, area=k[0] * k[1])
+    check()
 
 
 INDEX_GARBAGE = ["out of range", "negative", "huge", "int32", "uint64", "float", "big-endian",
@@ -773,8 +742,7 @@ def run_max_pool_backward(data, shape, spec):
         idx = idx.tolist()
     dout = make_array(np.shape(idx) if how not in ("none", "list", "wrong shape")
                       else base_shape, spec)
-    got = call_c(fastconv.max_pool2d_backward, dout, idx, shape,
-                 known_overflow=_empty_but_huge(shape))
+    got = call_c(fastconv.max_pool2d_backward, dout, idx, shape)
     if got is None:
         return
     dout = as_float(dout)
@@ -784,7 +752,7 @@ def run_max_pool_backward(data, shape, spec):
     assert_sum_close(got, want, abs_sum, dout.dtype)
 
 
-# --- the known bugs, pinned (xfail strict: they fail until fixed) --------------------------
+# --- regressions: bugs the fuzzer found, since fixed ----------------------------------------
 
 X = np.arange(1, 26, dtype=np.float64).reshape(1, 1, 5, 5)
 
@@ -795,7 +763,7 @@ X = np.arange(1, 26, dtype=np.float64).reshape(1, 1, 5, 5)
     lambda: fastconv.col2im(np.ones((1, 9)), (1, 1, 5, 5), 3, 3, stride=2**63),
     lambda: fastconv.max_pool2d(X, 2, stride=2**63),
 ], ids=["im2col stride", "unfold dilation", "col2im stride", "max_pool2d stride"])
-def test_KNOWN_window_argument_beyond_int64_is_a_value_error(call):
+def test_fixed_window_argument_beyond_int64_is_a_value_error(call):
     with fastconv.use_backend("c"):
         with pytest.raises((ValueError, TypeError)):
             call()
@@ -814,7 +782,7 @@ def _near_int64_case(op):
 
 
 @pytest.mark.parametrize("op", ["im2col", "unfold"])
-def test_KNOWN_padding_near_int64_gives_the_right_result_or_a_value_error(op):
+def test_fixed_padding_near_int64_gives_the_right_result_or_a_value_error(op):
     with fastconv.use_backend("c"):
         try:
             got, want = _near_int64_case(op)
@@ -836,7 +804,7 @@ def test_max_pool_padding_near_int64_gives_the_right_result_or_a_value_error():
 
 
 @pytest.mark.parametrize("op", ["avg_pool2d", "avg_pool2d_backward"])
-def test_KNOWN_avg_pool_huge_window_area(op):
+def test_fixed_avg_pool_huge_window_area(op):
     k, p = 2**32, 2**31
     with fastconv.use_backend("c"):
         try:
@@ -852,7 +820,7 @@ def test_KNOWN_avg_pool_huge_window_area(op):
     np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
-def test_KNOWN_empty_max_pool_with_huge_padding():
+def test_fixed_empty_max_pool_with_huge_padding():
     with fastconv.use_backend("c"):
         out, idx = fastconv.max_pool2d(np.zeros((0, 1, 1, 1)), 2**20, padding=2**19,
                                        return_indices=True)
@@ -882,3 +850,59 @@ def test_oracles_agree_with_the_numpy_backend_on_ordinary_cases():
         with fastconv.use_backend("numpy"):
             c2 = fastconv.col2im(col, x.shape, *k, stride=s, pad=p)
         np.testing.assert_allclose(_scatter(vals, x.shape, k, s, p, (1, 1)), c2, rtol=1e-12)
+
+
+# --- the convolution family, the direct kernel's entry points included -----------------
+
+@FUZZ
+@given(st.data())
+def test_fuzz_conv2d_family(data):
+    """conv2d and its two gradients on the C backend: zero and huge sizes, any
+    stride and padding. Stride-1 float32 calls with enough output pixels run the
+    direct kernel; every call must refuse cleanly or equal the NumPy backend."""
+    n, c, h, w = (data.draw(st.integers(0, 3), label="n"),
+                  *(data.draw(st.integers(0, 9), label=a) for a in "chw"))
+    fn, kh, kw = (data.draw(st.integers(0, 5), label=a) for a in ("fn", "kh", "kw"))
+    wc = data.draw(st.sampled_from([c, c + 1]), label="weight channels")
+    stride = data.draw(st.one_of(st.just(1), st.integers(0, 3), HUGE_WINDOW), label="stride")
+    pad = data.draw(st.one_of(st.integers(0, 3), st.integers(0, 40), HUGE_WINDOW), label="pad")
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]), label="dtype")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    weight = rng.standard_normal((fn, wc, kh, kw)).astype(dtype)
+    bias = rng.standard_normal(fn).astype(dtype)
+    valid = (min(c, h, w, fn, kh, kw) >= 1 and wc == c and stride >= 1
+             and pad <= 40 and stride <= 3 and kh <= h + 2 * pad and kw <= w + 2 * pad)
+    if stride >= 1 and kh >= 1 and kw >= 1:
+        oh, ow = _out(h, kh, stride, pad), _out(w, kw, stride, pad)
+        if oh is not None and ow is not None:
+            # The output, and the patch matrix the patch-path gradients build.
+            guard_bytes(max(n, 1) * max(fn, c * kh * kw, 1) * oh * ow * 8)
+    out = call_c(fastconv.conv2d, x, weight, bias, stride, pad, valid=valid)
+    if out is None:
+        return
+    if out.size == 0:  # an empty batch or filter bank: nothing to compare but the shape
+        assert out.shape == (n, fn, _out(h, kh, stride, pad), _out(w, kw, stride, pad))
+        return
+    # The C call above ran; the NumPy oracle would pad the input for real.
+    assume(_padded_cells(n, c, h, w, (pad, pad)) <= MAX_NUMPY_CELLS)
+    want = call_numpy(fastconv.conv2d, x, weight, bias, stride, pad)
+    scale = call_numpy(fastconv.conv2d, np.abs(x), np.abs(weight), np.abs(bias), stride, pad)
+    terms = c * kh * kw + 1
+    bound = 4 * terms * np.finfo(dtype).eps * scale + np.finfo(dtype).tiny
+    assert out.shape == want.shape and out.dtype == want.dtype
+    assert np.all(np.abs(out - want) <= bound)
+    d = rng.standard_normal(out.shape).astype(dtype)
+    dw = call_c(fastconv.conv2d_weight_grad, x, d, weight.shape, stride, pad, valid=True)
+    dx = call_c(fastconv.conv2d_input_grad, d, weight, x.shape, stride, pad, valid=True)
+    dw_want = call_numpy(fastconv.conv2d_weight_grad, x, d, weight.shape, stride, pad)
+    dx_want = call_numpy(fastconv.conv2d_input_grad, d, weight, x.shape, stride, pad)
+    dw_scale = call_numpy(fastconv.conv2d_weight_grad, np.abs(x), np.abs(d), weight.shape,
+                          stride, pad)
+    dx_scale = call_numpy(fastconv.conv2d_input_grad, np.abs(d), np.abs(weight), x.shape,
+                          stride, pad)
+    eps = np.finfo(dtype).eps
+    assert np.all(np.abs(dw - dw_want) <= 4 * (n * out.shape[2] * out.shape[3] + 1) * eps
+                  * dw_scale + np.finfo(dtype).tiny)
+    assert np.all(np.abs(dx - dx_want) <= 4 * (fn * kh * kw + 1) * eps * dx_scale
+                  + np.finfo(dtype).tiny)

@@ -464,6 +464,7 @@ def _conv_inputs(x, weight, bias, stride, padding):
     w = V.float_array(weight, "weight", (4,), "4-D (FN, C, KH, KW)")
     V.shape4(w.shape, "weight's shape", "FCHW", empty_batch=False)
     x = V.float_array(x, "x", (4,), "4-D (N, C, H, W)")
+    V.shape4(x.shape, "x's shape")  # as conv2d_input_grad's input_shape: C, H, W >= 1
     fn, c, kh, kw = w.shape
     if x.shape[1] != c:
         raise ValueError(f"x has {x.shape[1]} channels but weight expects {c} "
@@ -603,7 +604,7 @@ def _weight_grad_patches(plan, cols, d, weight_shape):
     if plan == "rows":
         return (d.transpose(0, 2, 3, 1).reshape(-1, fn).T @ cols).reshape(weight_shape)
     n = d.shape[0]
-    dmat = d.reshape(n, fn, -1)                                              # (N, FN, L)
+    dmat = d.reshape(n, fn, d.shape[2] * d.shape[3])                                              # (N, FN, L)
     # One product per image: numpy's stacked matmul leaves BLAS for a slow
     # loop when the second operand is transposed (measured 20x).
     dw = np.zeros((fn, cols.shape[1]), dtype=d.dtype)
@@ -632,7 +633,7 @@ def _input_grad(plan, d, w, input_shape, win, ctx=None):
     if plan == "rows":
         dmat = d.transpose(0, 2, 3, 1).reshape(-1, fn)                      # (N*L, FN)
         return col2im(dmat @ w_mat, input_shape, kh, kw, win.stride, win.padding)
-    dmat = d.reshape(n, fn, -1)
+    dmat = d.reshape(n, fn, d.shape[2] * d.shape[3])
     out = ctx.buffer("dcols", (n, c * kh * kw, dmat.shape[2]), d.dtype) if ctx else None
     dcols = np.matmul(np.ascontiguousarray(w_mat.T), dmat, out=out)
     return fold(dcols, (h, wd), (kh, kw), padding=win.padding, stride=win.stride)
@@ -655,6 +656,7 @@ def conv2d_weight_grad(x, grad_output, weight_shape, stride=1, padding=0):
     win = Window.of((kh, kw), stride, padding, names=("weight_shape's KH, KW", "stride",
                                                        "padding", "dilation"))
     x = V.float_array(x, "x", (4,), "4-D (N, C, H, W)")
+    V.shape4(x.shape, "x's shape")
     d = V.float_array(grad_output, "grad_output", (4,), "4-D (N, FN, OH, OW)")
     n, _, h, wd = x.shape
     oh, ow = win.out_size(h, wd)
