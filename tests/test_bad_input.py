@@ -79,41 +79,6 @@ class Env:
     state: dict = field(default_factory=dict)
 
 
-# --- bugs found while writing this file (see the report) ------------------------
-
-BUG_CONV_STRIDE = ("bug: Convolution.forward computes OH with `// stride` before F.im2col "
-                   "validates stride (layers.py), so stride=0 gives ZeroDivisionError and "
-                   "stride='a' a bare int() ValueError")
-BUG_AFFINE_RESHAPE = ("bug: Affine.forward reshapes with x.reshape(x.shape[0], -1), which "
-                      "fails for N=0 (and IndexErrors for 0-d x); breaks Net.predict on an "
-                      "empty batch")
-BUG_LAYER_DTYPE = ("bug: layers._as_float / Net._input cast anything with astype: strings "
-                   "give numpy's ValueError, objects a bare TypeError, and complex input "
-                   "silently loses its imaginary part (only a ComplexWarning)")
-BUG_BN_EMPTY = ("bug: BatchNormalization.forward(train_flg=True) on N=0 sets running_mean "
-                "and running_var to NaN")
-BUG_ACCURACY_LEN = ("bug: Net.accuracy never checks len(x) == len(t) (or batch_size >= 1): "
-                    "extra samples are silently ignored")
-BUG_NPZ_HUGE = ("bug: _read_npz lets numpy allocate the shape an .npy header declares "
-                "before reading it: a 200-byte file asks for 8 TiB and MemoryError escapes")
-BUG_NPZ_ZLIB = ("bug: _read_npz (models.py) does not catch zlib.error, so a compressed .npz "
-                "with damaged data raises zlib.error instead of ValueError (and the CLI "
-                "prints a traceback)")
-BUG_LOAD_FD = ("bug: load_params(int) passes the int to open(), which treats it as a file "
-               "descriptor, reads it and closes it")
-BUG_ARG_MESSAGES = ("bug: Dropout/LRN constructors do not name the argument for a "
-                    "non-numeric value ('<=' not supported..., invalid literal for int())")
-BUG_FILTER_PAIR = ("bug: im2col/col2im take filter_h and filter_w through "
-                   "V.positive_pair(...)[0], so a pair is accepted and its second entry "
-                   "silently dropped: im2col(x, (3, 5), 3) is a 3x3 im2col")
-BUG_EMPTY_HUGE_PLANE = ("bug: check_output_fits counts N*C*H*W, which is 0 for an empty "
-                        "batch, so input_shape (0, 1, 2**40, 2**40) passes; the empty-dout "
-                        "path of max_pool2d_backward then computes h*w in int64 in "
-                        "reference.py and raises OverflowError")
-BUG_POOL_EMPTY_PLANE = ("bug: max_pool2d of an input with H or W = 0 and padding returns "
-                        "argmax -1 (outside the plane) and -inf, which its own backward "
-                        "then rejects")
-
 # --- helpers -------------------------------------------------------------------
 
 rng = np.random.default_rng(0)

@@ -170,7 +170,7 @@ def test_cli_export_needs_only_the_run_folder(name, nets, mnist, tmp_path):
     modelcard.write_card(tmp_path, net, name)
     # Batch-norm running statistics are not parameters: a custom net's export
     # from the folder uses the fresh ones, so compare with a net loaded the same way.
-    loaded = modelcard.build_net(modelcard.read_card(tmp_path))
+    loaded = fastconv.Net.from_card(modelcard.read_card(tmp_path))
     loaded.load_params(tmp_path / "params.npz")
     out_file = tmp_path / "m.onnx"
     status, out, err = run_cli(["export", "--params", tmp_path / "params.npz",

@@ -24,7 +24,7 @@ import numpy as np
 
 from ._cli_types import int_in_range, non_negative_int, positive_float, positive_int
 from .checkpoint import CheckpointError, atomic_path, atomic_write
-from .models import MODEL_NAMES, make_model
+from .models import MODEL_NAMES, Net, make_model
 
 __all__ = ["main", "build_parser", "MODELS"]
 
@@ -211,7 +211,7 @@ def _load_network(args):
         # A full card: the architecture is in the file, whatever the model's name.
         model = str(model)
         try:
-            network = modelcard.build_net(meta, np.dtype(dtype))
+            network = Net.from_card(meta, np.dtype(dtype))
         except ValueError as exc:
             raise CliError(f"{sidecar}: {exc}") from None
     else:

@@ -22,6 +22,7 @@ import os
 
 import numpy as np
 
+from ._geometry import Window
 from .layers import (LRN, Affine, BatchNormalization, Convolution, Dropout, Pooling, Relu,
                      Sigmoid)
 
@@ -123,7 +124,7 @@ def onnx_model(net, batch=None):
             (sh, sw), (ph, pw) = _pair(layer.stride), _pair(layer.pad)
             x = g.node("Conv", [x, g.const(f"{name}.W", layer.W), g.const(f"{name}.b", layer.b)],
                        name, kernel_shape=[fh, fw], strides=[sh, sw], pads=[ph, pw, ph, pw])
-            shape = (fn, (shape[1] + 2 * ph - fh) // sh + 1, (shape[2] + 2 * pw - fw) // sw + 1)
+            shape = (fn, *Window.of((fh, fw), (sh, sw), (ph, pw)).out_size(*shape[1:]))
         elif isinstance(layer, Affine):
             if len(shape) > 1:
                 x = g.node("Flatten", [x], f"{name}.flat", axis=1)
@@ -138,8 +139,7 @@ def onnx_model(net, batch=None):
                 x = g.node("MaxPool", [x], name, **attrs)
             else:
                 x = g.node("AveragePool", [x], name, count_include_pad=1, **attrs)
-            shape = (shape[0], (shape[1] + 2 * ph - window[0]) // sh + 1,
-                     (shape[2] + 2 * pw - window[1]) // sw + 1)
+            shape = (shape[0], *Window.of(window, (sh, sw), (ph, pw)).out_size(*shape[1:]))
         elif isinstance(layer, Relu):
             x = g.node("Relu", [x], name)
         elif isinstance(layer, Sigmoid):

@@ -21,7 +21,9 @@ import math
 import numbers
 import os
 
-__all__ = ["FILE_NAME", "card", "write_card", "read_card", "build_net", "layer_shapes",
+from ._geometry import Window
+
+__all__ = ["FILE_NAME", "card", "write_card", "read_card", "layer_shapes",
            "MAX_PARAMETERS"]
 
 FILE_NAME = "model.json"
@@ -89,11 +91,10 @@ def layer_shapes(input_dim, layer_specs):
             pad = _pair(spec.get("pad", 0), f"{where} pad")
             for s in stride:
                 _positive(s, f"{where} stride")
-            oh = (shape[1] + 2 * pad[0] - fh) // stride[0] + 1
-            ow = (shape[2] + 2 * pad[1] - fw) // stride[1] + 1
-            if oh < 1 or ow < 1:
-                raise ValueError(f"{where} gets a {shape[1]}x{shape[2]} map and would output "
-                                 f"{oh}x{ow}")
+            try:
+                oh, ow = Window.of((fh, fw), stride, pad).out_size(shape[1], shape[2])
+            except ValueError as exc:
+                raise ValueError(f"{where} gets a {shape[1]}x{shape[2]} map: {exc}") from None
             out = (channels, oh, ow)
         elif kind == "affine":
             m = _positive(spec.get("output_size"), f"{where} output_size")
@@ -193,17 +194,3 @@ def read_card(path):
             raise ValueError(f"{path}: the architecture holds {total} parameters, more than "
                              f"{MAX_PARAMETERS}")
     return data
-
-
-def build_net(data, dtype=None):
-    """A :class:`fastconv.Net` (random weights) from a card that has layer_specs.
-
-    ``dtype`` overrides the card's. Raises ValueError when the specs are
-    malformed (the message says which).
-    """
-    from .models import Net
-    try:
-        return Net(data["input_dim"], data["layer_specs"], dtype=dtype or data.get("dtype",
-                                                                                    "float32"))
-    except (TypeError, KeyError) as exc:
-        raise ValueError(f"the card's layer_specs are malformed: {exc}") from None

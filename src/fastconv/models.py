@@ -549,6 +549,17 @@ class Net:
         from .torch_twin import load_state_dict
         load_state_dict(self, state_dict)
 
+    @classmethod
+    def from_card(cls, card, dtype=None):
+        """A :class:`Net` (random weights) from a model card's dict (see
+        :mod:`fastconv.modelcard`) that has ``input_dim`` and ``layer_specs``;
+        ``dtype`` overrides the card's. Raises ValueError on malformed specs."""
+        try:
+            return Net(card["input_dim"], card["layer_specs"],
+                       dtype=dtype or card.get("dtype", "float32"))
+        except (TypeError, KeyError) as exc:
+            raise ValueError(f"the card's layer_specs are malformed: {exc}") from None
+
     def __repr__(self):
         n = sum(p.size for p in self.params.values())
         return (f"{type(self).__name__}(input_dim={self.input_dim}, {len(self.layers)} layers, "
