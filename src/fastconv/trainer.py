@@ -170,8 +170,11 @@ class Trainer:
             with _interrupts_deferred():
                 self.optimizer.update(self.network.params, grads)
             return loss
-        batch = self._rng.choice(self.train_size, min(self.batch_size, self.train_size),
-                                 replace=False)
+        return self._step_on(self._rng.choice(
+            self.train_size, min(self.batch_size, self.train_size), replace=False))
+
+    def _step_on(self, batch):
+        """One counted update on the training samples at indices ``batch``."""
         x = self.x_train[batch]
         if self.batch_transform is not None:
             x = self.batch_transform(x, self._rng)
@@ -207,18 +210,7 @@ class Trainer:
         if max_batches is not None:
             stop = min(stop, int(max_batches) * self.batch_size)
         for begin in range(0, stop, self.batch_size):
-            batch = order[begin:begin + self.batch_size]
-            x = self.x_train[batch]
-            if self.batch_transform is not None:
-                x = self.batch_transform(x, self._rng)
-            loss, grads = self._loss_and_gradient(x, self.t_train[batch])
-            with _interrupts_deferred():
-                self.optimizer.update(self.network.params, grads)
-                losses.append(loss)
-                self.train_loss_list.append(loss)
-                self.current_iter += 1
-            if self.on_iteration is not None:
-                self.on_iteration(self, self.current_iter, loss)
+            losses.append(self._step_on(order[begin:begin + self.batch_size]))
         train_acc, test_acc = self._evaluate()
         seconds = time.perf_counter() - start
         record = {"epoch": self.current_epoch + 1,
