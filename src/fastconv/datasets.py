@@ -452,7 +452,9 @@ def _download_one(
         url = mirror if mirror.endswith("/") else mirror + "/"
         url += name + ".gz"
         try:
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
+            # Made under a name the cleanup ignores, locked, then renamed to .part: a
+            # cleanup in another process never sees an unlocked file of a live download.
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".new", dir=folder)
         except OSError as e:
             raise DatasetUnavailableError(
                 f"MNIST file {name} is missing from {folder}, and the folder is not writable "
@@ -462,6 +464,9 @@ def _download_one(
         try:
             with os.fdopen(fd, "w+b") as out:
                 _lock(out)  # tells _remove_stale_parts in other processes: still running
+                part = tmp.with_suffix(".part")
+                os.rename(tmp, part)  # the lock belongs to the open file and stays
+                tmp = part
                 _fetch(url, out, name, progress, timeout)
                 out.flush()
                 os.fsync(out.fileno())  # on disk before the rename makes it visible

@@ -121,7 +121,10 @@ class Pooling:
     Parameters
     ----------
     pool_h, pool_w : int
-    stride : int or (h, w), default 2, as in the book's code since 2020
+    stride : int or (h, w), default 2. The book's ``common/layers.py`` has
+        stride=1 (read at its commits 0781cbef and 751d55dc), but every network
+        in the book passes stride=2 for its 2x2 windows, which is what this
+        default gives
     pad : int or (h, w), at most half the window
     mode : "max" or "avg". Average pooling divides by pool_h*pool_w, padding
         counting as zeros.

@@ -380,11 +380,11 @@ class Net:
         """Gradient of :meth:`loss` by central differences (slow; for checking).
 
         Always computed in float64: a float32 net is copied to a float64 one
-        (same specs, parameters, batch-norm statistics and dropout masks),
-        since in float32 a step of 1e-4 changes the loss by about its own
-        rounding error. The result has the dtype of ``params``. Dropout masks
-        stay fixed throughout, and the batch-norm running statistics are
-        restored afterwards.
+        (same specs, parameters and batch-norm statistics), since in float32
+        a step of 1e-4 changes the loss by about its own rounding error. The
+        result has the dtype of ``params``. Each Dropout draws one mask at the
+        start and keeps it throughout (a new draw, not the net's last mask),
+        and the batch-norm running statistics are restored afterwards.
         """
         x = self._input(x)
         if self.dtype != np.float64:
