@@ -228,3 +228,30 @@ def test_loss_of_an_empty_batch_is_an_error_not_nan():
     net = SimpleConvNet(seed=0)
     with pytest.raises(ValueError, match="no samples"):
         net.loss(np.zeros((0, 1, 28, 28), np.float32), np.zeros(0, int))
+
+
+# --- the book's spellings (issue 11, items 5 and 7) ---------------------------------
+
+def test_scalar_bias_as_the_book_passes_it():
+    # apply_filter.py builds Convolution(w, 0); Affine takes one the same way.
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((1, 1, 3, 3))
+    x = rng.standard_normal((1, 1, 6, 6))
+    for backend_name in fastconv.available_backends():
+        with fastconv.use_backend(backend_name):
+            out = Convolution(w, 0).forward(x)
+            np.testing.assert_allclose(out, Convolution(w, np.zeros(1)).forward(x), rtol=1e-12)
+            small = Convolution(w.astype(np.float32), 0.5).forward(x[:, :, :3, :3])
+            assert small.shape == (1, 1, 1, 1) and small.dtype == np.float32
+    from fastconv.layers import Affine
+    a = rng.standard_normal((4, 3))
+    np.testing.assert_allclose(Affine(a, 2.0).forward(np.ones((2, 4))), np.ones((2, 4)) @ a + 2)
+
+
+def test_im2col_and_col2im_take_the_books_argument_names():
+    x = np.arange(2 * 3 * 5 * 5, dtype=np.float64).reshape(2, 3, 5, 5)
+    col = fastconv.im2col(input_data=x, filter_h=3, filter_w=2, stride=2, pad=1)
+    np.testing.assert_array_equal(col, fastconv.im2col(x, 3, 2, 2, 1))
+    back = fastconv.col2im(col=col, input_shape=x.shape, filter_h=3, filter_w=2, stride=2,
+                           pad=1)
+    np.testing.assert_array_equal(back, fastconv.col2im(col, x.shape, 3, 2, 2, 1))
