@@ -39,6 +39,8 @@ lock_sum=$(sha256sum "$repo/scripts/lock/build.txt" | cut -d' ' -f1)
 if [[ ! -f "$venv/.lock-sha256" || "$(cat "$venv/.lock-sha256")" != "$lock_sum" ]]; then
   rm -rf "$venv"
   "$python" -m venv "$venv"
+  # The pip a CPython ships may predate -C (config settings, pip 23.1): pin one that has it.
+  "$venv/bin/python" -m pip install --quiet --require-hashes -r "$repo/scripts/lock/pip.txt"
   "$venv/bin/python" -m pip install --quiet --no-deps --require-hashes \
     -r "$repo/scripts/lock/build.txt"
   echo "$lock_sum" >"$venv/.lock-sha256"
