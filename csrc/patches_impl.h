@@ -23,8 +23,7 @@ FC_INLINE T *FC_NAME(im2col_inside)(const T *start, fc_int c, fc_int hw, fc_int 
 
 /* The same for literal window sizes, one kernel row at a time: a memcpy of a
  * constant 12 or 20 bytes compiles to two or three moves, where the loop
- * above stays one scalar load and store per value (100x1x28x28 5x5, 1
- * thread: 0.64 ms before). */
+ * above stays one scalar load and store per value (benchmarks/README.md). */
 FC_INLINE T *FC_NAME(im2col_inside_rows)(const T *start, fc_int c, fc_int hw, fc_int w,
                                          fc_int kh, fc_int kw, T *dst) {
   for (fc_int ci = 0; ci < c; ci++, start += hw)
@@ -91,9 +90,8 @@ FC_INLINE void FC_NAME(col2im_inside)(const T *src, fc_int c, fc_int hw, fc_int 
 }
 
 /* The same with the no-overlap promise, which lets gcc add a 5-wide window
- * row as a vector and a scalar: 100x1x28x28 5x5 took 0.36 ms at 2 threads
- * against 0.45. On 3x3 windows the vector form was slower (64x64x32x32, 1
- * thread: 42 against 37 ms), so those keep the loop above. */
+ * row as a vector and a scalar: faster on 5x5 windows, slower on 3x3 ones,
+ * which keep the loop above (benchmarks/README.md). */
 FC_INLINE void FC_NAME(col2im_inside_rows)(const T *FC_RESTRICT src, fc_int c, fc_int hw,
                                            fc_int w, fc_int kh, fc_int kw,
                                            T *FC_RESTRICT start) {

@@ -81,8 +81,8 @@ def touch_memory(nbytes):
     """Write ``nbytes`` of fresh memory once, then free it; returns the seconds taken.
 
     On a virtual machine whose RAM the host backs lazily (as here), the first
-    use of each page faults into the host: a 2-thread im2col of 45 MB took
-    47-62 ms instead of 7 until its pages had been used once. Touching the
+    use of each page faults into the host, several times slower until the pages
+    have been used once (benchmarks/README.md). Touching the
     benchmark's working set first moves that cost out of the timings.
     """
     start = time.perf_counter()
@@ -281,8 +281,8 @@ def bench_training(models=("SimpleConvNet", "DeepConvNet"), batch=100, repeats=7
     ``burst`` steps in a row, the first of each turn untimed: a turn's first
     step pays for waking the thread pools (on this VM a step right after
     0.2 s of idling took 3x as long), and in one process numpy's OpenBLAS
-    threads, still spinning after our step, made PyTorch's DeepConvNet step
-    67-85 ms instead of the 43-52 ms it takes alone (benchmarks/README.md).
+    threads, still spinning after our step, slowed PyTorch's DeepConvNet step by
+    half or more (benchmarks/README.md).
     """
     from . import models as M
     from .optim import Adam
@@ -429,7 +429,7 @@ def run(args):
     progress = lambda s: print(f"  timing {s}", file=sys.stderr, flush=True)  # noqa: E731
     result = {"environment": env, "dtype": args.dtype}
     # Long enough for the first calls, which back fresh pages on this VM
-    # (one 151 MB im2col took 170 ms instead of 18 for its first few calls).
+    # (about 10x slower for the first few calls on 151 MB: benchmarks/README.md).
     warmup_time = 0.0 if args.quick else 0.5
     if not args.quick:
         # The largest case keeps about four result-sized arrays alive, and the

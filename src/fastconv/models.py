@@ -197,7 +197,7 @@ class Net:
         # pooling runs after it: ReLU is monotone, so max(relu(x)) = relu(max(x))
         # and every gradient is unchanged (a window whose maximum is <= 0 passes
         # no gradient either way), but the ReLU then sees a quarter of the
-        # values. On SimpleConvNet that saved 1.4 of 13 ms per training step.
+        # values (about a tenth of SimpleConvNet's step: benchmarks/README.md).
         self._sequence = list(self.layers.values())
         for i in range(len(self._sequence) - 1):
             relu, pool = self._sequence[i], self._sequence[i + 1]
