@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastconv
-from fastconv import DeepConvNet, SimpleConvNet, Trainer
+from fastconv import SimpleConvNet, Trainer
 
 SMALL = dict(input_dim=(1, 10, 10), hidden_size=10, output_size=10,
              conv_param={"filter_num": 4, "filter_size": 3, "pad": 0, "stride": 1})

@@ -41,6 +41,17 @@ def run_all_ops(x):
     out["max_back"] = fastconv.max_pool2d_backward(out["max"], out["argmax"], x.shape)
     out["avg"] = fastconv.avg_pool2d(x, 3, 1, 1)
     out["avg_back"] = fastconv.avg_pool2d_backward(out["avg"], x.shape, 3, 1, 1)
+    # The convolution family on each of its plans, and the Adam kernel.
+    w = np.linspace(-1, 1, 4 * x.shape[1] * 9).reshape(4, x.shape[1], 3, 3).astype(x.dtype)
+    for plan in ("direct", "per_image", "rows"):
+        with fastconv.functional.use_conv_plan(plan):
+            y = fastconv.conv2d(x, w, None, 1, 1)
+            out[f"conv2d {plan}"] = y
+            out[f"conv2d dW {plan}"] = fastconv.conv2d_weight_grad(x, y, w.shape, 1, 1)
+            out[f"conv2d dx {plan}"] = fastconv.conv2d_input_grad(y, w, x.shape, 1, 1)
+    p, m, v = (np.full(5000, a, x.dtype) for a in (1.0, 0.1, 0.2))
+    fastconv.functional.adam_update(p, np.linspace(-1, 1, 5000).astype(x.dtype), m, v, 0.01)
+    out["adam"] = p
     return out
 
 

@@ -12,6 +12,7 @@ other real dtypes become float64. Every op validates all of its arguments,
 identically on every path, before choosing one.
 """
 import contextlib
+import contextvars
 
 import numpy as np
 
@@ -403,22 +404,24 @@ def _direct_fits(image, fn, padding):
     return (c + fn + 4) * padded <= _DIRECT_SCRATCH_LIMIT
 
 
-_forced_plan = None
+# Per thread (a context variable): one Python thread's forced plan must not
+# change another's convolutions midway.
+_forced_plan = contextvars.ContextVar("fastconv_forced_conv_plan", default=None)
 
 
 @contextlib.contextmanager
 def use_conv_plan(plan):
     """For tests and benchmarks: inside the block, convolutions run ``plan``
     (``"direct"``, ``"per_image"`` or ``"rows"``) wherever it can serve the
-    call; ``"direct"`` still needs the C backend, float32 and stride 1."""
-    global _forced_plan
+    call; ``"direct"`` still needs the C backend, float32 and stride 1. It
+    applies to the calling thread (and context) only."""
     if plan not in ("direct", "per_image", "rows"):
         raise ValueError(f"plan must be 'direct', 'per_image' or 'rows', got {plan!r}")
-    previous, _forced_plan = _forced_plan, plan
+    token = _forced_plan.set(plan)
     try:
         yield
     finally:
-        _forced_plan = previous
+        _forced_plan.reset(token)
 
 
 def conv_plan(input_shape, weight_shape, dtype, stride=1, padding=0):
@@ -434,8 +437,9 @@ def conv_plan(input_shape, weight_shape, dtype, stride=1, padding=0):
     direct_serves = (R.use_c() and np.dtype(dtype) == np.float32 and win.stride == (1, 1)
                      and R.ext.conv_available()
                      and _direct_fits(input_shape[1:], weight_shape[0], win.padding))
-    if _forced_plan is not None and (_forced_plan != "direct" or direct_serves):
-        return _forced_plan
+    forced = _forced_plan.get()
+    if forced is not None and (forced != "direct" or direct_serves):
+        return forced
     if direct_serves and oh * ow >= DIRECT_MIN_PIXELS:
         return "direct"
     return "per_image" if oh * ow >= PER_IMAGE_MIN_PIXELS else "rows"
