@@ -462,6 +462,13 @@ class ConvContext:
         return buf
 
 
+def _conv_window(kh, kw, stride, padding, source):
+    """The window of every conv op, named alike in every error (source: the
+    argument the kernel size came from)."""
+    return Window.of((kh, kw), stride, padding, what="filter",
+                     names=(f"{source}'s KH, KW", "stride", "padding", "dilation"))
+
+
 def _conv_inputs(x, weight, bias, stride, padding):
     """Validate a forward call, identically for every plan."""
     original = x
@@ -473,8 +480,7 @@ def _conv_inputs(x, weight, bias, stride, padding):
     if x.shape[1] != c:
         raise ValueError(f"x has {x.shape[1]} channels but weight expects {c} "
                          f"(x shape {x.shape}, weight shape {w.shape})")
-    win = Window.of((kh, kw), stride, padding, what="filter",
-                    names=("weight's KH, KW", "stride", "padding", "dilation"))
+    win = _conv_window(kh, kw, stride, padding, "weight")
     n, _, h, wd = x.shape
     oh, ow = win.out_size(h, wd)
     V.check_output_fits((n, fn, oh, ow), x.itemsize)
@@ -580,7 +586,7 @@ def conv2d_backward(ctx, grad_output, *, input_grad=True):
     d = d.astype(w.dtype, copy=False)
     if ctx.plan == "direct":
         db = d.sum(axis=(0, 2, 3))
-        dw = _weight_grad_direct_or_patches(ctx.x, d, w.shape, win, ctx)
+        dw = _weight_grad_direct_or_patches(ctx.x, d, w.shape, win)
     else:
         dw = _weight_grad_patches(ctx.plan, ctx.cols, d, w.shape)
         db = d.sum(axis=(0, 2, 3))
@@ -588,7 +594,7 @@ def conv2d_backward(ctx, grad_output, *, input_grad=True):
     return dx, dw, db
 
 
-def _weight_grad_direct_or_patches(x, d, weight_shape, win, ctx=None):
+def _weight_grad_direct_or_patches(x, d, weight_shape, win):
     fn, c, kh, kw = weight_shape
     # The direct kernel also multiplies the zeros of grad_output's padding
     # columns by input pixels; 0 * inf is NaN, so inputs holding inf or NaN
@@ -657,8 +663,7 @@ def conv2d_weight_grad(x, grad_output, weight_shape, stride=1, padding=0):
     array (FN, C, KH, KW): the sum over the batch, as ``torch.nn.grad.conv2d_weight``.
     """
     fn, c, kh, kw = V.shape4(weight_shape, "weight_shape", "FCHW", empty_batch=False)
-    win = Window.of((kh, kw), stride, padding, names=("weight_shape's KH, KW", "stride",
-                                                       "padding", "dilation"))
+    win = _conv_window(kh, kw, stride, padding, "weight_shape")
     x = V.float_array(x, "x", (4,), "4-D (N, C, H, W)")
     V.shape4(x.shape, "x's shape")
     d = V.float_array(grad_output, "grad_output", (4,), "4-D (N, FN, OH, OW)")
@@ -698,8 +703,7 @@ def conv2d_input_grad(grad_output, weight, input_shape, stride=1, padding=0):
     fn, wc, kh, kw = V.shape4(w.shape, "weight's shape", "FCHW", empty_batch=False)
     n, c, h, wd = V.shape4(input_shape, "input_shape")
     V.check_output_fits((n, c, h, wd), 8, "input_shape")
-    win = Window.of((kh, kw), stride, padding, what="filter",
-                    names=("weight's KH, KW", "stride", "padding", "dilation"))
+    win = _conv_window(kh, kw, stride, padding, "weight")
     oh, ow = win.out_size(h, wd)
     d = V.float_array(grad_output, "grad_output", (4,), "4-D (N, FN, OH, OW)")
     if wc != c or d.shape != (n, fn, oh, ow):
