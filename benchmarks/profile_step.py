@@ -1,0 +1,82 @@
+"""Where a training step's time goes: each layer's forward and backward, timed
+inside real steps (median over steps), plus the optimiser update.
+
+    python benchmarks/profile_step.py DeepConvNet --threads 2 --steps 20 [--dtype float64]
+    python benchmarks/profile_step.py SimpleConvNet --numpy-first
+
+It prints the machine, date and thread count with the table. Timing every layer
+adds a little overhead; the "step" row is an untimed-layers step for comparison.
+"""
+import argparse
+import sys
+
+parser = argparse.ArgumentParser()
+parser.add_argument("model", nargs="?", default="SimpleConvNet")
+parser.add_argument("--threads", type=int, default=2)
+parser.add_argument("--steps", type=int, default=20)
+parser.add_argument("--batch", type=int, default=100)
+parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+parser.add_argument("--numpy-first", action="store_true",
+                    help="import numpy (and run one product) before fastconv")
+args = parser.parse_args()
+
+if args.numpy_first:
+    import numpy as np
+    np.ones((300, 300)) @ np.ones((300, 300))
+
+import datetime
+import platform
+import statistics
+import time
+
+import numpy as np
+
+import fastconv
+from fastconv import functional as F
+from fastconv import models as M
+from fastconv.optim import Adam
+
+F.set_num_threads(args.threads)
+rng = np.random.default_rng(0)
+x = rng.random((args.batch, 1, 28, 28)).astype(args.dtype)
+t = rng.integers(0, 10, args.batch)
+net = getattr(M, args.model)(seed=0, dtype=np.dtype(args.dtype))
+opt = Adam()
+times = {}
+
+
+def timed(name, fn):
+    def call(*a, **k):
+        t0 = time.perf_counter()
+        r = fn(*a, **k)
+        times.setdefault(name, []).append(time.perf_counter() - t0)
+        return r
+    return call
+
+
+for lname, layer in net.layers.items():
+    layer.forward = timed(f"{lname} fwd", layer.forward)
+    layer.backward = timed(f"{lname} bwd", layer.backward)
+opt.update = timed("Adam", opt.update)
+
+step_times = []
+for i in range(args.steps + 3):
+    t0 = time.perf_counter()
+    _, grads = net.loss_and_gradient(x, t)
+    opt.update(net.params, grads)
+    if i >= 3:
+        step_times.append(time.perf_counter() - t0)
+    else:
+        times.clear()
+
+print(f"{args.model} step, batch {args.batch}, {args.dtype}, {args.threads} threads, "
+      f"{'numpy imported first' if args.numpy_first else 'fastconv imported first'}; "
+      f"{datetime.datetime.now():%Y-%m-%d %H:%M}, {platform.processor() or platform.machine()}, "
+      f"fastconv {fastconv.__version__}")
+total = 0.0
+for name, v in times.items():
+    med = 1e3 * statistics.median(v)
+    total += med
+    print(f"  {name:14s} {med:8.2f} ms")
+print(f"  {'sum of parts':14s} {total:8.2f} ms")
+print(f"  {'step':14s} {1e3 * statistics.median(step_times):8.2f} ms")
