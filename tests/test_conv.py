@@ -1,4 +1,4 @@
-"""conv2d and its two gradients: the direct kernel (C backend, float32, stride 1)
+"""conv2d and its two gradients: the direct kernel (C backend, float32 and float64, stride 1)
 against brute-force loops, the NumPy backend, adjoint identities, PyTorch, both of
 its instruction-set builds, and every thread count."""
 import numpy as np
@@ -69,7 +69,7 @@ geometry = st.fixed_dictionaries({
     "n": st.integers(1, 5), "c": st.integers(1, 9), "h": st.integers(1, 13),
     "w": st.integers(1, 13), "fn": st.integers(1, 10), "kh": st.integers(1, 5),
     "kw": st.integers(1, 5), "ph": st.integers(0, 3), "pw": st.integers(0, 3),
-    "seed": st.integers(0, 2**32 - 1),
+    "seed": st.integers(0, 2**32 - 1), "dtype": st.sampled_from([np.float32, np.float64]),
 })
 
 
@@ -78,38 +78,47 @@ geometry = st.fixed_dictionaries({
 @given(geometry)
 def test_property_direct_kernel_agrees_with_numpy(g):
     assume(g["h"] + 2 * g["ph"] >= g["kh"] and g["w"] + 2 * g["pw"] >= g["kw"])
+    dtype = g["dtype"]
     rng = np.random.default_rng(g["seed"])
-    x = rng.standard_normal((g["n"], g["c"], g["h"], g["w"])).astype(np.float32)
-    weight = rng.standard_normal((g["fn"], g["c"], g["kh"], g["kw"])).astype(np.float32)
-    bias = rng.standard_normal(g["fn"]).astype(np.float32)
+    x = rng.standard_normal((g["n"], g["c"], g["h"], g["w"])).astype(dtype)
+    weight = rng.standard_normal((g["fn"], g["c"], g["kh"], g["kw"])).astype(dtype)
+    bias = rng.standard_normal(g["fn"]).astype(dtype)
     pad = (g["ph"], g["pw"])
+    d = None
     results = {}
     for backend in ("c", "numpy"):
-        with fastconv.use_backend(backend):
+        # The C run is forced onto the direct kernel, below its size threshold too.
+        with fastconv.use_backend(backend), F.use_conv_plan("direct"):
             out = F.conv2d(x, weight, bias, 1, pad)
-            d = np.random.default_rng(g["seed"] + 1).standard_normal(out.shape).astype(np.float32)
+            d = np.random.default_rng(g["seed"] + 1).standard_normal(out.shape).astype(dtype)
             results[backend] = (out, F.conv2d_weight_grad(x, d, weight.shape, 1, pad),
                                 F.conv2d_input_grad(d, weight, x.shape, 1, pad))
+            if backend == "c":
+                assert F.conv_plan(x.shape, weight.shape, dtype, 1, pad) == "direct"
     scale = max(1.0, np.sqrt(g["c"] * g["kh"] * g["kw"]))
+    tol = (dict(rtol=1e-4, atol=1e-5 * scale * 10) if dtype == np.float32
+           else dict(rtol=1e-11, atol=1e-12 * scale * 10))
     for ours, theirs in zip(results["c"], results["numpy"]):
-        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5 * scale * 10)
+        assert ours.dtype == dtype
+        np.testing.assert_allclose(ours, theirs, **tol)
     # Adjoint identities in float64: <conv(x), d> = <w, dW> + <b, sum d> = <x, dx> + <b, sum d>.
     out, dw, dx = (a.astype(np.float64) for a in results["c"])
-    d = np.random.default_rng(g["seed"] + 1).standard_normal(out.shape).astype(np.float32)
     lhs = np.vdot(out, d) - np.vdot(bias, d.sum(axis=(0, 2, 3)))
-    assert lhs == pytest.approx(np.vdot(weight, dw), rel=1e-3, abs=1e-2)
-    assert lhs == pytest.approx(np.vdot(x, dx), rel=1e-3, abs=1e-2)
+    rel, abs_ = (1e-3, 1e-2) if dtype == np.float32 else (1e-9, 1e-8)
+    assert lhs == pytest.approx(np.vdot(weight, dw), rel=rel, abs=abs_)
+    assert lhs == pytest.approx(np.vdot(x, dx), rel=rel, abs=abs_)
 
 
 @needs_direct
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("baseline", [False, True], ids=["detected", "baseline"])
-def test_direct_kernel_bits_do_not_depend_on_threads(baseline):
+def test_direct_kernel_bits_do_not_depend_on_threads(baseline, dtype):
     # The layer shapes of DeepConvNet's second block, at a batch that leaves a
     # partial chunk of images and a partial block of filters.
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((7, 16, 14, 14)).astype(np.float32)
-    weight = rng.standard_normal((30, 16, 3, 3)).astype(np.float32)
-    d = rng.standard_normal((7, 30, 14, 14)).astype(np.float32)
+    x = rng.standard_normal((7, 16, 14, 14)).astype(dtype)
+    weight = rng.standard_normal((30, 16, 3, 3)).astype(dtype)
+    d = rng.standard_normal((7, 30, 14, 14)).astype(dtype)
     _ext.conv_force_baseline(baseline)
     try:
         results = []
@@ -118,61 +127,67 @@ def test_direct_kernel_bits_do_not_depend_on_threads(baseline):
                 results.append((F.conv2d(x, weight, None, 1, 1),
                                 F.conv2d_weight_grad(x, d, weight.shape, 1, 1),
                                 F.conv2d_input_grad(d, weight, x.shape, 1, 1)))
-                assert F.conv_plan(x.shape, weight.shape, np.float32, 1, 1) == "direct"
+                assert F.conv_plan(x.shape, weight.shape, dtype, 1, 1) == "direct"
                 assert threads == 1 or last_team_size() == threads
         assert _ext.conv_isa() in (("baseline",) if baseline else ("avx2", "baseline"))
     finally:
         _ext.conv_force_baseline(False)
     for other in results[1:]:
         for a, b in zip(results[0], other):
-            assert a.tobytes() == b.tobytes()
+            assert a.dtype == dtype and a.tobytes() == b.tobytes()
 
 
 @needs_direct
-def test_both_instruction_set_builds_agree():
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_both_instruction_set_builds_agree(dtype):
     rng = np.random.default_rng(4)
-    x = rng.standard_normal((5, 8, 11, 9)).astype(np.float32)
-    weight = rng.standard_normal((13, 8, 3, 3)).astype(np.float32)
-    d = rng.standard_normal((5, 13, 11, 9)).astype(np.float32)
+    x = rng.standard_normal((5, 8, 11, 9)).astype(dtype)
+    weight = rng.standard_normal((13, 8, 3, 3)).astype(dtype)
+    d = rng.standard_normal((5, 13, 11, 9)).astype(dtype)
     if _ext.conv_isa() != "avx2":
         pytest.skip("this CPU has no AVX2+FMA: only the baseline build can run here")
     runs = []
     for baseline in (False, True):
         _ext.conv_force_baseline(baseline)
         try:
-            with fastconv.use_backend("c"):
+            with fastconv.use_backend("c"), F.use_conv_plan("direct"):
                 runs.append((F.conv2d(x, weight, None, 1, 1),
                              F.conv2d_weight_grad(x, d, weight.shape, 1, 1),
                              F.conv2d_input_grad(d, weight, x.shape, 1, 1)))
         finally:
             _ext.conv_force_baseline(False)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
     for a, b in zip(*runs):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
 
 
 @needs_direct
 @pytest.mark.parametrize("shape", [(100, 16, 28, 28, 16, 1), (100, 32, 14, 14, 32, 2),
                                    (100, 1, 28, 28, 30, 0)],
                          ids=["deep-conv2", "deep-conv4", "simple-conv1"])
-def test_layer_direct_path_matches_patch_matrix_path(shape):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layer_direct_path_matches_patch_matrix_path(shape, dtype):
     n, c, h, w, fn, pad = shape
     k = 5 if c == 1 else 3
     rng = np.random.default_rng(5)
-    x = rng.random((n, c, h, w), dtype=np.float32)
-    weight = (rng.standard_normal((fn, c, k, k)) * 0.1).astype(np.float32)
-    bias = rng.standard_normal(fn).astype(np.float32)
+    x = rng.random((n, c, h, w)).astype(dtype)
+    weight = (rng.standard_normal((fn, c, k, k)) * 0.1).astype(dtype)
+    bias = rng.standard_normal(fn).astype(dtype)
     direct, patches = Convolution(weight, bias, 1, pad), Convolution(weight, bias, 1, pad)
     with fastconv.use_backend("c"):
         y1 = direct.forward(x)
         with F.use_conv_plan("per_image"):
             y2 = patches.forward(x)
         assert direct.plan == "direct" and patches.plan == "per_image"
-        g = rng.standard_normal(y1.shape).astype(np.float32)
+        g = rng.standard_normal(y1.shape).astype(dtype)
         dx1, dx2 = direct.backward(g), patches.backward(g)
-    np.testing.assert_allclose(y1, y2, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(dx1, dx2, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(direct.dW, patches.dW, rtol=1e-4, atol=1e-3)
-    np.testing.assert_allclose(direct.db, patches.db, rtol=1e-5, atol=1e-3)
+    assert y1.dtype == dx1.dtype == direct.dW.dtype == dtype
+    # float64: about 1e-16 relative per term of sums of up to 78,400 terms.
+    t = (1e-4, 1e-3) if dtype == np.float32 else (1e-11, 1e-10)
+    np.testing.assert_allclose(y1, y2, rtol=t[0], atol=t[0])
+    np.testing.assert_allclose(dx1, dx2, rtol=t[0], atol=t[0])
+    np.testing.assert_allclose(direct.dW, patches.dW, rtol=t[0], atol=t[1])
+    np.testing.assert_allclose(direct.db, patches.db, rtol=t[0] / 10, atol=t[1])
 
 
 def test_conv_against_torch(backend):

@@ -80,6 +80,12 @@ cdef extern from "fastconv.h" nogil:
     int fc_conv2d_weight_grad_f32(const float *x, const float *dout, fc_int n, fc_int c,
                                   fc_int h, fc_int w, fc_int fn, fc_int kh, fc_int kw,
                                   fc_int ph, fc_int pw, int nthreads, float *dw)
+    int fc_conv2d_f64(const double *x, fc_int n, fc_int c, fc_int h, fc_int w,
+                      const double *weight, const double *bias, fc_int fn, fc_int kh,
+                      fc_int kw, fc_int ph, fc_int pw, int nthreads, double *out)
+    int fc_conv2d_weight_grad_f64(const double *x, const double *dout, fc_int n, fc_int c,
+                                  fc_int h, fc_int w, fc_int fn, fc_int kh, fc_int kw,
+                                  fc_int ph, fc_int pw, int nthreads, double *dw)
 
 ctypedef fused real:
     float
@@ -250,32 +256,40 @@ def _status(int status):
         raise RuntimeError("the direct convolution is not compiled into this build")
 
 
-def conv2d(const float[:, :, :, ::1] x, const float[:, :, :, ::1] weight, bias,
-           fc_int ph, fc_int pw, int nthreads, float[:, :, :, ::1] out):
-    """Stride-1 correlation of x with weight (plus bias, a float32 (FN,) array or None)."""
+def conv2d(const real[:, :, :, ::1] x, const real[:, :, :, ::1] weight, bias,
+           fc_int ph, fc_int pw, int nthreads, real[:, :, :, ::1] out):
+    """Stride-1 correlation of x with weight (plus bias, an (FN,) array of x's dtype, or None)."""
     cdef fc_int n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
     cdef fc_int fn = weight.shape[0], kh = weight.shape[2], kw = weight.shape[3]
-    cdef const float[::1] b
-    cdef const float *bp = NULL
+    cdef const real[::1] b
+    cdef const real *bp = NULL
     cdef int status
     if bias is not None:
         b = bias
         bp = &b[0]
     with nogil:
-        status = fc_conv2d_f32(&x[0, 0, 0, 0], n, c, h, w, &weight[0, 0, 0, 0], bp, fn, kh, kw,
-                               ph, pw, nthreads, &out[0, 0, 0, 0])
+        if real is float:
+            status = fc_conv2d_f32(&x[0, 0, 0, 0], n, c, h, w, &weight[0, 0, 0, 0], bp, fn,
+                                   kh, kw, ph, pw, nthreads, &out[0, 0, 0, 0])
+        else:
+            status = fc_conv2d_f64(&x[0, 0, 0, 0], n, c, h, w, &weight[0, 0, 0, 0], bp, fn,
+                                   kh, kw, ph, pw, nthreads, &out[0, 0, 0, 0])
     _status(status)
 
 
-def conv2d_weight_grad(const float[:, :, :, ::1] x, const float[:, :, :, ::1] dout,
-                       fc_int ph, fc_int pw, int nthreads, float[:, :, :, ::1] dw):
+def conv2d_weight_grad(const real[:, :, :, ::1] x, const real[:, :, :, ::1] dout,
+                       fc_int ph, fc_int pw, int nthreads, real[:, :, :, ::1] dw):
     """dW of a stride-1 correlation: dw (FN, C, KH, KW) from x and dout."""
     cdef fc_int n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
     cdef fc_int fn = dw.shape[0], kh = dw.shape[2], kw = dw.shape[3]
     cdef int status
     with nogil:
-        status = fc_conv2d_weight_grad_f32(&x[0, 0, 0, 0], &dout[0, 0, 0, 0], n, c, h, w, fn,
-                                           kh, kw, ph, pw, nthreads, &dw[0, 0, 0, 0])
+        if real is float:
+            status = fc_conv2d_weight_grad_f32(&x[0, 0, 0, 0], &dout[0, 0, 0, 0], n, c, h, w,
+                                               fn, kh, kw, ph, pw, nthreads, &dw[0, 0, 0, 0])
+        else:
+            status = fc_conv2d_weight_grad_f64(&x[0, 0, 0, 0], &dout[0, 0, 0, 0], n, c, h, w,
+                                               fn, kh, kw, ph, pw, nthreads, &dw[0, 0, 0, 0])
     _status(status)
 
 

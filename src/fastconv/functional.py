@@ -382,7 +382,7 @@ def avg_pool2d_backward(dout, input_shape, kernel_size, stride=None, padding=0):
 #
 # Three algorithms compute the same convolution; conv_plan picks one per call,
 # and every conv op (forward, both gradients, and the layer's pair) follows it:
-#   "direct"    the C kernel with no patch matrix (float32, stride 1, C backend)
+#   "direct"    the C kernel with no patch matrix (stride 1, C backend)
 #   "per_image" unfold per image and one (FN, CKK) x (CKK, L) product per image
 #   "rows"      the book's single (N*OH*OW, CKK) patch matrix and one product
 
@@ -413,7 +413,7 @@ _forced_plan = contextvars.ContextVar("fastconv_forced_conv_plan", default=None)
 def use_conv_plan(plan):
     """For tests and benchmarks: inside the block, convolutions run ``plan``
     (``"direct"``, ``"per_image"`` or ``"rows"``) wherever it can serve the
-    call; ``"direct"`` still needs the C backend, float32 and stride 1. It
+    call; ``"direct"`` still needs the C backend and stride 1. It
     applies to the calling thread (and context) only."""
     if plan not in ("direct", "per_image", "rows"):
         raise ValueError(f"plan must be 'direct', 'per_image' or 'rows', got {plan!r}")
@@ -434,7 +434,8 @@ def conv_plan(input_shape, weight_shape, dtype, stride=1, padding=0):
     """
     win = Window.of(weight_shape[2:], stride, padding, names=_TORCH_NAMES)
     oh, ow = win.out_size(*input_shape[2:])
-    direct_serves = (R.use_c() and np.dtype(dtype) == np.float32 and win.stride == (1, 1)
+    direct_serves = (R.use_c() and np.dtype(dtype) in (np.float32, np.float64)
+                     and win.stride == (1, 1)
                      and R.ext.conv_available()
                      and _direct_fits(input_shape[1:], weight_shape[0], win.padding))
     forced = _forced_plan.get()
