@@ -1,6 +1,7 @@
 """Threads: OpenMP is really there, results do not depend on the thread count,
 Python threads may share the kernels, and a forked child does not hang."""
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -223,10 +224,31 @@ def test_multiprocessing_pools_after_parallel_parent(tmp_path):
 
 
 def test_openmp_waits_passively_unless_the_user_chose():
-    code = "import os, fastconv; print(os.environ.get('OMP_WAIT_POLICY'))"
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=120)
-    assert proc.stdout.strip().splitlines()[-1] == "PASSIVE", proc.stderr
-    proc = run_python(code, env={"OMP_WAIT_POLICY": "ACTIVE"})
-    assert proc.stdout.strip().splitlines()[-1] == "ACTIVE", proc.stderr
+    # libgomp prints the settings it loaded with under OMP_DISPLAY_ENV; the
+    # child's environment (and a grandchild's) must not keep fastconv's defaults.
+    code = """
+        import os, subprocess, sys
+        import fastconv
+        fastconv.conv2d(fastconv.functional.np.ones((1, 1, 4, 4)),
+                        fastconv.functional.np.ones((1, 1, 2, 2)))
+        grandchild = subprocess.run([sys.executable, "-c",
+            "import os; print(os.environ.get('OMP_WAIT_POLICY'),"
+            " os.environ.get('OPENBLAS_THREAD_TIMEOUT'))"], capture_output=True, text=True)
+        print(os.environ.get("OMP_WAIT_POLICY"), os.environ.get("OPENBLAS_THREAD_TIMEOUT"))
+        print(grandchild.stdout.strip())
+    """
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")}
+    env["OMP_DISPLAY_ENV"] = "true"
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-2:] == ["None None", "None None"], proc.stdout
+    if fastconv.openmp_enabled():
+        assert re.search(r"OMP_WAIT_POLICY\s*=\s*'PASSIVE'", proc.stderr), proc.stderr
+    # A choice of the user's wins, and stays in the environment.
+    proc = run_python(code, env={"OMP_WAIT_POLICY": "ACTIVE", "OMP_DISPLAY_ENV": "true"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-2:] == ["ACTIVE None", "ACTIVE None"], proc.stdout
+    if fastconv.openmp_enabled():
+        assert re.search(r"OMP_WAIT_POLICY\s*=\s*'ACTIVE'", proc.stderr), proc.stderr

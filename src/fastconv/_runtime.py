@@ -7,36 +7,52 @@ tests use :func:`force_parallel_split` and :func:`last_team_size`.
 import contextlib
 import operator
 import os
+import sys
 import warnings
 
-# OpenBLAS's idle worker threads spin for about 2**28 cycles after each
-# product before they sleep; in a training step that is always, and a
-# spinning worker takes a core from fastconv's OpenMP kernels in between
-# (benchmarks/README.md). OpenBLAS reads this when numpy loads it, so it only
-# helps where fastconv is imported before numpy (as the command line does);
-# a value the user set wins.
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-
-# Idle libgomp workers spin by default, and spinning they take the cores away
-# from numpy's BLAS threads, which run between our kernels (a DeepConvNet
-# training step took about twice as long: benchmarks/README.md). libgomp reads
-# this once, when it is loaded with _ext; a value the user set wins.
+# Two thread pools share the cores: numpy's OpenBLAS and fastconv's libgomp.
+# Each one's idle workers spin by default and take a core from the other
+# (a DeepConvNet training step took about twice as long: benchmarks/README.md).
+# Both libraries read their setting from the environment once, when they are
+# loaded, so fastconv passes its defaults then and takes them out again: a
+# child process (a PyTorch job, say) must not inherit them. A value the user
+# set wins. OpenBLAS only sees its value when numpy is first loaded here,
+# that is when fastconv is imported before numpy.
+_LOAD_TIME_DEFAULTS = {
+    "OPENBLAS_THREAD_TIMEOUT": "4",   # sleep after 2**4 cycles instead of 2**28
+    "OMP_WAIT_POLICY": "PASSIVE",     # libgomp's workers sleep when idle
+}
 WAIT_POLICY_SET_HERE = "OMP_WAIT_POLICY" not in os.environ
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+NUMPY_LOADED_BEFORE = "numpy" in sys.modules
 
-try:
-    from . import _ext as ext
-except ImportError as exc:  # the package still works, on NumPy
-    ext = None
-    _EXT_ERROR = exc
-else:
-    _EXT_ERROR = None
+
+@contextlib.contextmanager
+def _environment_while_loading(defaults):
+    added = [name for name in defaults if name not in os.environ]
+    for name in added:
+        os.environ[name] = defaults[name]
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+with _environment_while_loading(_LOAD_TIME_DEFAULTS):
+    import numpy  # noqa: F401  (loads OpenBLAS now, if nobody did before)
+    try:
+        from . import _ext as ext
+    except ImportError as exc:  # the package still works, on NumPy
+        ext = None
+        _EXT_ERROR = exc
+    else:
+        _EXT_ERROR = None
 
 __all__ = [
     "ext", "BACKENDS", "available_backends", "set_backend", "get_backend", "use_backend",
     "use_c", "openmp_enabled", "set_num_threads", "get_num_threads", "use_num_threads",
     "max_threads_allowed", "threads_for", "force_parallel_split", "last_team_size",
-    "WAIT_POLICY_SET_HERE",
+    "WAIT_POLICY_SET_HERE", "NUMPY_LOADED_BEFORE",
 ]
 
 BACKENDS = ("c", "numpy")
