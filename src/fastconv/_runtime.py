@@ -15,6 +15,7 @@ import warnings
 # (benchmarks/README.md). OpenBLAS reads this when numpy loads it, so it only
 # helps where fastconv is imported before numpy (as the command line does);
 # a value the user set wins.
+BLAS_TIMEOUT_SET_HERE = "OPENBLAS_THREAD_TIMEOUT" not in os.environ
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 # Idle libgomp workers spin by default, and spinning they take the cores away
@@ -36,7 +37,7 @@ __all__ = [
     "ext", "BACKENDS", "available_backends", "set_backend", "get_backend", "use_backend",
     "use_c", "openmp_enabled", "set_num_threads", "get_num_threads", "use_num_threads",
     "max_threads_allowed", "threads_for", "force_parallel_split", "last_team_size",
-    "WAIT_POLICY_SET_HERE",
+    "WAIT_POLICY_SET_HERE", "BLAS_TIMEOUT_SET_HERE",
 ]
 
 BACKENDS = ("c", "numpy")
