@@ -106,6 +106,18 @@ def test_quick_figures_are_finite_and_positive(quick):
         assert target["met"] is (value <= target["target"]), target
 
 
+def test_quick_kernel_copy_is_the_size_of_the_columns(quick):
+    # im2col's result and col2im's input: the largest operand of both.
+    report, _ = quick
+    rows = [r for r in report["kernels"] if r["op"] in ("im2col", "col2im")]
+    assert len(rows) == 6
+    for r in rows:
+        n, c, h, w = r["shape"]
+        k, p = r["kernel"], r["pad"]
+        oh, ow = h + 2 * p - k + 1, w + 2 * p - k + 1
+        assert r["copy_bytes"] == n * oh * ow * c * k * k * 4, r
+
+
 def test_quick_tables_have_a_row_per_json_row(quick):
     report, stdout = quick
     printed = tables(stdout)

@@ -158,11 +158,12 @@ def _ops_for(case, dtype, rng):
         def t_fold():
             torch.nn.functional.fold(tcols, hw, k, padding=p, stride=s)
     yield "im2col", lambda: F.im2col(x, k, k, s, p), col.nbytes, None
-    # Each call allocates its result (no out=), and the copy floor is a copy
-    # of the result's size: col2im and fold read more than that.
-    yield "col2im", lambda: F.col2im(col, shape, k, k, s, p), x.nbytes, None
+    # Each call allocates its result (no out=). The copy floor is the largest
+    # operand: the result of im2col and unfold, the columns that col2im and
+    # fold must read (a copy of their small result is no floor of that).
+    yield "col2im", lambda: F.col2im(col, shape, k, k, s, p), col.nbytes, None
     yield "unfold", lambda: F.unfold(x, k, padding=p, stride=s), cols.nbytes, t_unfold
-    yield "fold", lambda: F.fold(cols, hw, k, padding=p, stride=s), x.nbytes, t_fold
+    yield "fold", lambda: F.fold(cols, hw, k, padding=p, stride=s), cols.nbytes, t_fold
 
 
 def bench_kernels(cases=KERNEL_CASES, dtype=np.float32, repeats=7, threads=None,
@@ -171,8 +172,11 @@ def bench_kernels(cases=KERNEL_CASES, dtype=np.float32, repeats=7, threads=None,
 
     Keys: ``op``, ``shape``, ``c_1t``, ``c_nt`` (C at ``threads``, default all
     cores), ``numpy``, ``copy`` (``np.copy`` of an array the size of the
-    result: the memory-traffic floor), ``torch`` (None without PyTorch) and
-    ``threads``.
+    largest operand, the memory-traffic floor: the result of im2col and unfold,
+    the columns read by col2im and fold, the input of the pools), ``torch``
+    (None without PyTorch), ``copy_bytes`` (that array's size) and
+    ``threads``. Every op is called without
+    ``out=``, so its figures include allocating the result.
     """
     rng = np.random.default_rng(0)
     all_threads = threads or os.cpu_count() or 1
@@ -185,7 +189,8 @@ def bench_kernels(cases=KERNEL_CASES, dtype=np.float32, repeats=7, threads=None,
                     if progress:
                         progress(f"{op} {case[1]}")
                     row = {"op": op, "shape": list(case[1]), "kernel": case[2],
-                           "stride": case[3], "pad": case[4], "threads": all_threads}
+                           "stride": case[3], "pad": case[4], "threads": all_threads,
+                           "copy_bytes": nbytes}
                     src = np.ones(nbytes // np.dtype(dtype).itemsize, dtype)
                     variants = {"copy": lambda: np.copy(src)}
                     if "c" in F.available_backends():
@@ -832,7 +837,9 @@ def run(args):
                              numpy_repeats=few, progress=progress, warmup_time=warmup_time)
         print(f"\nKernels: median milliseconds, {args.dtype}, {rows[0]['threads']} threads "
               f"for the multi-threaded columns. The C columns include allocating the "
-              f"result (no out=); np.copy copies an array of the result's size\n")
+              f"result (no out=); np.copy copies an array the size of the largest "
+              f"operand (the result of im2col and unfold, the columns col2im and fold "
+              f"read)\n")
         print(format_table(rows))
         result["kernels"] = rows
     result["targets"] = targets(result)
