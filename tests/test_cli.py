@@ -495,6 +495,8 @@ def test_bad_options_of_every_subcommand(argv, status, fragments, small_run, mni
     monkeypatch.setattr(models.Net, "predict", _must_not_run)
     monkeypatch.setattr(bench, "bench_kernels", _must_not_run)
     monkeypatch.setattr(bench, "bench_training", _must_not_run)
+    monkeypatch.setattr(bench, "bench_forward", _must_not_run)
+    monkeypatch.setattr(bench, "bench_inference", _must_not_run)
     args = [str(a) for a in argv(tmp_path, small_run["out"] / "params.npz")]
     if args and args[0] in ("train", "eval", "viz") and "--data" not in args:
         args += ["--data", str(mnist_dir)]
@@ -664,7 +666,9 @@ def test_ctrl_c_saves_a_checkpoint(mnist_dir, tmp_path):
 
 def test_bench_quick_json(tmp_path):
     path = tmp_path / "bench.json"
-    status, stdout, err = run_cli(["bench", "--quick", "--repeats", "1", "--json", path])
+    # The kernel table only: tests/test_bench.py runs every section.
+    status, stdout, err = run_cli(["bench", "--quick", "--repeats", "1", "--only", "kernels",
+                                   "--json", path])
     assert status == 0, err
     lines = stdout.splitlines()
     # The kernel table: its header, then the contiguous Markdown rows below it.

@@ -8,6 +8,7 @@ compare on a shared, noisy machine.
 Run it as ``fastconv bench`` or ``python -m fastconv.bench``.
 """
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -15,15 +16,18 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
 
 from . import functional as F
-from ._runtime import WAIT_POLICY_SET_HERE
 
-__all__ = ["KERNEL_CASES", "time_interleaved", "bench_kernels", "bench_training",
-           "format_table", "format_training_table", "main", "touch_memory"]
+__all__ = ["KERNEL_CASES", "SECTIONS", "time_interleaved", "bench_kernels", "bench_training",
+           "bench_forward", "bench_inference", "targets", "format_table",
+           "format_training_table", "format_float64_table", "format_forward_table",
+           "format_inference_table", "format_targets_table", "main", "touch_memory",
+           "torch_available", "onnxruntime_available"]
 
 # (label, x shape, kernel, stride, pad): the shapes of the book's SimpleConvNet
 # layer, a mid-size 3x3 layer and a large 3x3 layer, plus SimpleConvNet's pool.
@@ -102,6 +106,8 @@ def _in_setting(backend, threads, fn):
 
 
 def _torch():
+    if not torch_available():
+        return None
     try:
         import torch
     except ImportError:
@@ -151,6 +157,9 @@ def _ops_for(case, dtype, rng):
         def t_fold():
             torch.nn.functional.fold(tcols, hw, k, padding=p, stride=s)
     yield "im2col", lambda: F.im2col(x, k, k, s, p), col.nbytes, None
+    # Each call allocates its result (no out=). The copy floor is the largest
+    # operand: the result of im2col and unfold, the columns that col2im and
+    # fold must read (a copy of their small result is no floor of that).
     yield "col2im", lambda: F.col2im(col, shape, k, k, s, p), col.nbytes, None
     yield "unfold", lambda: F.unfold(x, k, padding=p, stride=s), cols.nbytes, t_unfold
     yield "fold", lambda: F.fold(cols, hw, k, padding=p, stride=s), cols.nbytes, t_fold
@@ -162,8 +171,11 @@ def bench_kernels(cases=KERNEL_CASES, dtype=np.float32, repeats=7, threads=None,
 
     Keys: ``op``, ``shape``, ``c_1t``, ``c_nt`` (C at ``threads``, default all
     cores), ``numpy``, ``copy`` (``np.copy`` of an array the size of the
-    result: the memory-traffic floor), ``torch`` (None without PyTorch) and
-    ``threads``.
+    largest operand, the memory-traffic floor: the result of im2col and unfold,
+    the columns read by col2im and fold, the input of the pools), ``torch``
+    (None without PyTorch), ``copy_bytes`` (that array's size) and
+    ``threads``. Every op is called without
+    ``out=``, so its figures include allocating the result.
     """
     rng = np.random.default_rng(0)
     all_threads = threads or os.cpu_count() or 1
@@ -176,7 +188,8 @@ def bench_kernels(cases=KERNEL_CASES, dtype=np.float32, repeats=7, threads=None,
                     if progress:
                         progress(f"{op} {case[1]}")
                     row = {"op": op, "shape": list(case[1]), "kernel": case[2],
-                           "stride": case[3], "pad": case[4], "threads": all_threads}
+                           "stride": case[3], "pad": case[4], "threads": all_threads,
+                           "copy_bytes": nbytes}
                     src = np.ones(nbytes // np.dtype(dtype).itemsize, dtype)
                     variants = {"copy": lambda: np.copy(src)}
                     if "c" in F.available_backends():
@@ -238,6 +251,15 @@ def format_table(rows):
     return "\n".join(lines)
 
 
+def _version(package):
+    """The installed version of ``package`` or None, without importing it."""
+    from importlib import metadata
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def environment():
     """What a reader needs to judge the numbers: machine, versions, threads."""
     cpu = platform.processor() or platform.machine()
@@ -246,19 +268,132 @@ def environment():
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    torch = _torch()
     return {
         "date": time.strftime("%Y-%m-%d"),
         "cpu": cpu,
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "torch": getattr(torch, "__version__", None),
+        "torch": _version("torch"),
+        "onnxruntime": _version("onnxruntime"),
         "fastconv_openmp": F.openmp_enabled(),
     }
 
 
-# --- training steps -----------------------------------------------------------------
+# --- child processes ----------------------------------------------------------------
+
+def torch_available():
+    """Whether PyTorch can be imported, without importing it into this process."""
+    import importlib.util
+    return importlib.util.find_spec("torch") is not None
+
+
+def onnxruntime_available():
+    """Whether onnxruntime (to run) and onnx (to export) can be imported, without
+    importing either into this process."""
+    import importlib.util
+    return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
+
+
+def _child_env():
+    # fastconv's import leaves nothing in os.environ (fastconv._runtime), so a
+    # child sees what a user's process would.
+    return dict(os.environ)
+
+
+# What each kind of child imports before anything else, and how it tells
+# whether fastconv came before numpy (None where that is no question).
+_PRELUDES = {
+    "torch": "import sys, torch; fastconv_before_numpy = None",
+    "onnxruntime": "import sys, onnxruntime; fastconv_before_numpy = None",
+    "fastconv-first": ("import sys; fastconv_before_numpy = 'numpy' not in sys.modules; "
+                       "import fastconv, numpy"),
+    "numpy-first": ("import sys, numpy; fastconv_before_numpy = 'fastconv' in sys.modules; "
+                    "numpy.ones((256, 256)) @ numpy.ones((256, 256))"),
+}
+
+
+class _ChildWorker:
+    """A benchmark variant timed in a child process of its own.
+
+    ``kind`` is what the child imports first: ``"torch"``, ``"onnxruntime"``,
+    ``"fastconv-first"`` or ``"numpy-first"`` (numpy and one BLAS product
+    before fastconv). ``task`` is ``"step"`` (args: model name, batch, dtype
+    name) or ``"infer"`` (args: model name, .npy images, batch, .onnx path,
+    .npy path where the child saves its scores of the first batch).
+    ``run()`` does the task once there and returns the seconds the child
+    measured, without the round trip. ``info`` is what the child reported at
+    start (``fastconv_before_numpy``). A child that fails raises RuntimeError
+    with the tail of its stderr; call ``close()`` in every case.
+    """
+
+    def __init__(self, kind, task, args, threads):
+        self.kind = kind
+        self.stderr = tempfile.TemporaryFile("w+")
+        code = (_PRELUDES[kind] + "; from fastconv.bench import _child_main; "
+                "_child_main(sys.argv[1:], fastconv_before_numpy)")
+        argv = [kind, task, str(threads), *map(str, args)]
+        self.proc = subprocess.Popen([sys.executable, "-c", code, *argv], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.stderr, text=True,
+                                     env=_child_env())
+        line = self.proc.stdout.readline()
+        if not line.startswith("ready"):
+            self._fail(f"the {kind} benchmark process ({task} {' '.join(argv[3:])}) "
+                       "did not start")
+        self.info = json.loads(line[len("ready"):])
+
+    def run(self):
+        try:
+            self.proc.stdin.write("1\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+            return float(line)
+        except (OSError, ValueError):
+            self._fail(f"the {self.kind} benchmark process ended early")
+
+    def _fail(self, message):
+        self.close(keep_stderr=True)
+        self.stderr.seek(0)
+        tail = self.stderr.read()[-2000:]
+        self.stderr.close()
+        raise RuntimeError(f"{message}; its stderr ended with:\n{tail}")
+
+    def close(self, keep_stderr=False):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        if not keep_stderr:
+            self.stderr.close()
+
+
+def _open_children(stack, specs, threads):
+    """Variants for time_interleaved, one per (name, kind, task, args) in
+    ``specs``, each timed by its child; ``stack`` (an ExitStack) closes them."""
+    variants = {}
+    for name, kind, task, args in specs:
+        worker = _ChildWorker(kind, task, args, threads)
+        stack.callback(worker.close)
+        call = lambda worker=worker: worker.run()  # noqa: E731
+        call.timed_by_callee = True
+        variants[name] = call
+    return variants
+
+
+def _step_data(batch, dtype):
+    """The random batch every training-step variant uses: images (batch, 1, 28, 28)
+    of ``dtype`` and integer labels (batch,)."""
+    rng = np.random.default_rng(0)
+    x = rng.random((batch, 1, 28, 28), dtype=np.float32).astype(dtype)
+    return x, rng.integers(0, 10, batch)
+
 
 def _torch_model(torch, name):
     """fastconv's model ``name`` in torch.nn, built from that model's own layer
@@ -269,134 +404,347 @@ def _torch_model(torch, name):
     return sequential(net.input_dim, net.layer_specs, torch)
 
 
+def _child_main(argv, fastconv_before_numpy=None):
+    """The child of _ChildWorker: one line "ready {json}", then per line read
+    (a count) that many runs of its task, each answered with its seconds."""
+    kind, task, threads, *args = argv
+    run = (_child_step if task == "step" else _child_infer)(kind, int(threads), *args)
+    print("ready " + json.dumps({"fastconv_before_numpy": fastconv_before_numpy}), flush=True)
+    for line in sys.stdin:
+        for _ in range(int(line)):
+            print(repr(run()), flush=True)
+
+
+def _child_step(kind, threads, name, batch, dtype):
+    """A function that runs one training step of ``name`` in the child's library
+    and returns its seconds."""
+    dtype = np.dtype(dtype)
+    x, t = _step_data(int(batch), dtype)
+    if kind == "torch":
+        import torch
+        torch.set_num_threads(threads)
+        model = _torch_model(torch, name)
+        if dtype == np.float64:
+            model = model.double()
+        x, t = torch.from_numpy(x), torch.from_numpy(t)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        loss_fn = torch.nn.CrossEntropyLoss()
+
+        def step():
+            opt.zero_grad()
+            loss_fn(model(x), t).backward()
+            opt.step()
+    else:
+        from . import models as M
+        from .optim import Adam
+        F.set_backend("c")
+        F.set_num_threads(threads)
+        net = getattr(M, name)(seed=0, dtype=dtype)
+        opt = Adam()
+
+        def step():
+            _, grads = net.loss_and_gradient(x, t)
+            opt.update(net.params, grads)
+
+    def timed():
+        t0 = time.perf_counter()
+        step()
+        return time.perf_counter() - t0
+    return timed
+
+
+def _child_infer(kind, threads, name, images, batch, onnx_path, check_path):
+    """A function that predicts all of ``images`` (an .npy file) in batches of
+    ``batch`` with torch or onnxruntime and returns its seconds. The scores of
+    the first batch go to ``check_path`` first, for the parent to compare."""
+    x, batch = np.load(images), int(batch)
+    if kind == "torch":
+        import torch
+        from . import models as M
+        torch.set_num_threads(threads)
+        net = getattr(M, name)(seed=0)
+        model = _torch_model(torch, name)
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in net.state_dict_torch().items()})
+        model.eval()
+
+        def predict(xb):
+            with torch.inference_mode():
+                return model(torch.from_numpy(xb)).numpy()
+    else:
+        import onnxruntime as ort
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+
+        def predict(xb):
+            return session.run(None, {"input": xb})[0]
+    np.save(check_path, predict(x[:batch]))
+
+    def timed():
+        t0 = time.perf_counter()
+        for i in range(0, len(x), batch):
+            predict(x[i:i + batch])
+        return time.perf_counter() - t0
+    return timed
+
+
+# --- training steps -----------------------------------------------------------------
+
 def bench_training(models=("SimpleConvNet", "DeepConvNet"), batch=100, repeats=7,
-                   threads=None, numpy_repeats=3, progress=None, warmup_time=0.3, burst=4):
+                   threads=None, numpy_repeats=3, progress=None, warmup_time=0.3, burst=4,
+                   dtype=np.float32, backends=("c", "numpy"), children=None):
     """Median milliseconds of one training step (forward, backward, Adam update).
 
-    float32, batch ``batch`` of random 1x28x28 images. Rows hold ``c``,
-    ``numpy`` and ``torch`` (None without PyTorch), all at ``threads``.
+    Batch ``batch`` of random 1x28x28 images of ``dtype`` (float32 or
+    float64). Rows hold ``model``, ``batch``, ``dtype``, ``threads`` and one
+    figure per variant, all at ``threads``: ``c`` and ``numpy`` (the backends
+    in ``backends``, in this process), and per child kind in ``children``
+    (default: ``"torch"``, ``"numpy-first"``, ``"fastconv-first"``) its key:
+    ``torch`` (None without PyTorch), ``c_numpy_first`` (the C step in a
+    script that imported numpy and ran a BLAS product before importing
+    fastconv) and ``c_fastconv_first`` (the same step, fastconv imported
+    first). A variant not run is None.
 
-    PyTorch runs in a child process of its own, with its default OpenMP
-    settings and no other thread pool beside it. The variants take turns of
-    ``burst`` steps in a row, the first of each turn untimed: a turn's first
-    step pays for waking the thread pools (on this VM a step right after
-    0.2 s of idling took 3x as long), and in one process numpy's OpenBLAS
-    threads, still spinning after our step, slowed PyTorch's DeepConvNet step by
-    half or more (benchmarks/README.md).
+    The children have no other thread pool beside them. The variants take
+    turns of ``burst`` steps in a row, the first of each turn untimed: a
+    turn's first step pays for waking the thread pools (on this VM a step
+    right after 0.2 s of idling took 3x as long), and in one process numpy's
+    OpenBLAS threads, still spinning after our step, slowed PyTorch's
+    DeepConvNet step by half or more (benchmarks/README.md).
     """
     from . import models as M
     from .optim import Adam
 
-    rng = np.random.default_rng(0)
-    x = rng.random((batch, 1, 28, 28), dtype=np.float32)
-    t = rng.integers(0, 10, batch)
+    if children is None:
+        children = ("torch", "numpy-first", "fastconv-first")
+    dtype = np.dtype(dtype)
+    x, t = _step_data(batch, dtype)
     n_threads = threads or os.cpu_count() or 1
+    keys = {"torch": "torch", "numpy-first": "c_numpy_first",
+            "fastconv-first": "c_fastconv_first"}
+    have_c = "c" in F.available_backends()
     rows = []
     with F.use_backend(F.get_backend()), F.use_num_threads(n_threads):
         for name in models:
             if progress:
-                progress(f"training step {name}")
-            net = getattr(M, name)(seed=0)
+                progress(f"training step {name} {dtype.name}")
+            net = getattr(M, name)(seed=0, dtype=dtype)
             opt = Adam()
 
             def step():
                 _, grads = net.loss_and_gradient(x, t)
                 opt.update(net.params, grads)
 
-            row = {"model": name, "batch": batch, "threads": n_threads}
+            row = {"model": name, "batch": batch, "dtype": dtype.name, "threads": n_threads}
             variants = {backend: _in_setting(backend, n_threads, step)
-                        for backend in ("c", "numpy") if backend in F.available_backends()}
-            worker = _TorchStepWorker(name, batch, n_threads) if torch_available() else None
-            try:
-                if worker is not None:
-                    def torch_step(worker=worker):
-                        return worker.step()
-                    torch_step.timed_by_callee = True
-                    variants["torch"] = torch_step
+                        for backend in backends if backend in F.available_backends()}
+            specs = [(keys[kind], kind, "step", (name, batch, dtype.name)) for kind in children
+                     if (torch_available() if kind == "torch" else have_c)]
+            with contextlib.ExitStack() as stack:
+                remote = _open_children(stack, specs, n_threads)
+                variants.update(remote)
                 medians = time_interleaved(variants, repeats, fewer={"numpy": numpy_repeats},
                                            warmup_time=warmup_time, burst=burst)
-            finally:
-                if worker is not None:
-                    worker.close()
-            for key in ("c", "numpy", "torch"):
+            for key in [*backends, *(keys[kind] for kind in children)]:
                 row[key] = 1e3 * medians[key] if key in medians else None
             rows.append(row)
     return rows
 
 
-def torch_available():
-    """Whether PyTorch can be imported, without importing it into this process."""
-    import importlib.util
-    return importlib.util.find_spec("torch") is not None
+# --- forward and inference ----------------------------------------------------------
+
+def _predict_in_batches(net, x, batch):
+    """``net.predict`` (test mode) of images x (N,) + input_dim, ``batch`` at a
+    time; scores (N, classes) in the net's dtype."""
+    return np.concatenate([net.predict(x[i:i + batch]) for i in range(0, len(x), batch)])
 
 
-class _TorchStepWorker:
-    """PyTorch's training step, timed in a child process: ``step()`` runs one
-    there and returns the duration the child measured, without the round trip."""
+def bench_forward(model="DeepConvNet", images=1000, batch=100, repeats=7, threads=None,
+                  numpy_repeats=3, progress=None, warmup_time=0.3, dtype=np.float64):
+    """Median milliseconds of predicting ``images`` random 1x28x28 images of
+    ``dtype``, ``batch`` at a time, on each backend in this process.
 
-    def __init__(self, name, batch, threads):
-        env = dict(os.environ)
-        if WAIT_POLICY_SET_HERE:
-            env.pop("OMP_WAIT_POLICY", None)  # PyTorch's own default, not ours
-        code = ("import sys, torch; from fastconv.bench import _torch_worker_main; "
-                "_torch_worker_main(sys.argv[1:])")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", code, name, str(batch), str(threads)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-        if self.proc.stdout.readline().strip() != "ready":
-            self.close()
-            raise RuntimeError(f"the PyTorch benchmark process for {name} did not start")
-
-    def step(self):
-        self.proc.stdin.write("1\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("the PyTorch benchmark process ended early")
-        return float(line)
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+    Returns one row: ``model``, ``images``, ``batch``, ``dtype``, ``threads``,
+    ``c`` (None without the C backend) and ``numpy`` (the book's im2col and
+    matrix products).
+    """
+    from . import models as M
+    dtype = np.dtype(dtype)
+    n_threads = threads or os.cpu_count() or 1
+    x = np.random.default_rng(0).random((images, 1, 28, 28), dtype=np.float32).astype(dtype)
+    net = getattr(M, model)(seed=0, dtype=dtype)
+    if progress:
+        progress(f"forward {model} {images} images {dtype.name}")
+    with F.use_backend(F.get_backend()), F.use_num_threads(n_threads):
+        variants = {backend: _in_setting(backend, n_threads,
+                                         lambda: _predict_in_batches(net, x, batch))
+                    for backend in ("c", "numpy") if backend in F.available_backends()}
+        medians = time_interleaved(variants, repeats, fewer={"numpy": numpy_repeats},
+                                   warmup_time=warmup_time)
+    row = {"model": model, "images": images, "batch": batch, "dtype": dtype.name,
+           "threads": n_threads}
+    for key in ("c", "numpy"):
+        row[key] = 1e3 * medians[key] if key in medians else None
+    return [row]
 
 
-def _torch_worker_main(argv):
-    """The child of _TorchStepWorker: one line "ready", then one step per
-    line read, answering each with its duration in seconds."""
-    import torch
-    name, batch, threads = argv[0], int(argv[1]), int(argv[2])
-    torch.set_num_threads(threads)
-    rng = np.random.default_rng(0)
-    x = torch.from_numpy(rng.random((batch, 1, 28, 28), dtype=np.float32))
-    t = torch.from_numpy(rng.integers(0, 10, batch))
-    model = _torch_model(torch, name)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    print("ready", flush=True)
-    for line in sys.stdin:
-        for _ in range(int(line)):
-            t0 = time.perf_counter()
-            opt.zero_grad()
-            loss_fn(model(x), t).backward()
-            opt.step()
-            print(repr(time.perf_counter() - t0), flush=True)
+def bench_inference(models=("SimpleConvNet", "DeepConvNet"), images=10000, batch=500,
+                    repeats=7, threads=None, progress=None, warmup_time=0.3):
+    """Median milliseconds of predicting ``images`` random 1x28x28 float32
+    images, ``batch`` at a time, with the seed-0 weights of each model.
+
+    Rows hold ``model``, ``images``, ``batch``, ``threads``, ``fastconv``
+    (this process, its active backend), ``onnxruntime`` (a CPU
+    InferenceSession on the net's ONNX export) and ``torch`` (the twin under
+    ``torch.inference_mode()``); the last two run in child processes and are
+    None when not installed. Each child's scores of the first batch must
+    match fastconv's, or RuntimeError.
+    """
+    from . import models as M
+    n_threads = threads or os.cpu_count() or 1
+    x = np.random.default_rng(0).random((images, 1, 28, 28), dtype=np.float32)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="fastconv-bench-") as tmp, \
+            F.use_backend(F.get_backend()), F.use_num_threads(n_threads):
+        path = os.path.join(tmp, "images.npy")
+        np.save(path, x)
+        for name in models:
+            if progress:
+                progress(f"inference {name} {images} images")
+            net = getattr(M, name)(seed=0)
+            expected = net.predict(x[:batch])
+            specs = []
+            if onnxruntime_available():
+                onnx_path = net.to_onnx(os.path.join(tmp, f"{name}.onnx"))
+                specs.append(("onnxruntime", "onnxruntime", "infer",
+                              (name, path, batch, onnx_path, os.path.join(tmp, "ort.npy"))))
+            if torch_available():
+                specs.append(("torch", "torch", "infer",
+                              (name, path, batch, "-", os.path.join(tmp, "torch.npy"))))
+            variants = {"fastconv": lambda: _predict_in_batches(net, x, batch)}
+            with contextlib.ExitStack() as stack:
+                remote = _open_children(stack, specs, n_threads)
+                for key in remote:
+                    scores = np.load(os.path.join(tmp, "ort.npy" if key == "onnxruntime"
+                                                  else "torch.npy"))
+                    if not np.allclose(scores, expected, rtol=1e-3, atol=1e-4):
+                        raise RuntimeError(f"{key}'s scores of {name} differ from fastconv's "
+                                           "(not the same weights?)")
+                variants.update(remote)
+                medians = time_interleaved(variants, repeats, warmup_time=warmup_time)
+            row = {"model": name, "images": images, "batch": batch, "threads": n_threads}
+            for key in ("fastconv", "onnxruntime", "torch"):
+                row[key] = 1e3 * medians[key] if key in medians else None
+            rows.append(row)
+    return rows
+
+
+NOT_INSTALLED = "n/a (not installed)"
+
+
+def _markdown(head, cells):
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join(lines)
+
+
+def _ms_or_na(v, installed):
+    return NOT_INSTALLED if v is None and not installed else _ms(v)
+
+
+def _ratio_or_na(a, b, installed):
+    return NOT_INSTALLED if (a is None or b is None) and not installed else _ratio(a, b)
 
 
 def format_training_table(rows):
+    """A Markdown table of :func:`bench_training`'s float32 rows: milliseconds, ratios."""
     threads = rows[0]["threads"] if rows else "?"
+    torch = torch_available()
     head = ["model", f"fastconv C ({threads}T)", "fastconv NumPy", "PyTorch",
-            "C / PyTorch", "NumPy / C"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        lines.append("| " + " | ".join([
-            f"{r['model']} batch {r['batch']}", _ms(r["c"]), _ms(r["numpy"]), _ms(r["torch"]),
-            _ratio(r["c"], r["torch"]), _ratio(r["numpy"], r["c"])]) + " |")
-    return "\n".join(lines)
+            "C, numpy imported first", "C, fastconv imported first",
+            "C / PyTorch", "NumPy / C", "numpy first / fastconv first"]
+    return _markdown(head, [[
+        f"{r['model']} batch {r['batch']}", _ms(r["c"]), _ms(r["numpy"]),
+        _ms_or_na(r["torch"], torch), _ms(r["c_numpy_first"]), _ms(r["c_fastconv_first"]),
+        _ratio_or_na(r["c"], r["torch"], torch), _ratio(r["numpy"], r["c"]),
+        _ratio(r["c_numpy_first"], r["c_fastconv_first"])] for r in rows])
+
+
+def format_float64_table(rows):
+    """A Markdown table of :func:`bench_training`'s float64 rows (C against PyTorch)."""
+    threads = rows[0]["threads"] if rows else "?"
+    torch = torch_available()
+    head = ["model", f"fastconv C ({threads}T)", "PyTorch", "C / PyTorch"]
+    return _markdown(head, [[
+        f"{r['model']} batch {r['batch']}", _ms(r["c"]), _ms_or_na(r["torch"], torch),
+        _ratio_or_na(r["c"], r["torch"], torch)] for r in rows])
+
+
+def format_forward_table(rows):
+    """A Markdown table of :func:`bench_forward`'s rows (C backend against NumPy's)."""
+    threads = rows[0]["threads"] if rows else "?"
+    head = ["model", f"fastconv C ({threads}T)", "fastconv NumPy", "C / NumPy"]
+    return _markdown(head, [[
+        f"{r['model']} {r['images']} images, batches of {r['batch']}", _ms(r["c"]),
+        _ms(r["numpy"]), _ratio(r["c"], r["numpy"])] for r in rows])
+
+
+def format_inference_table(rows):
+    """A Markdown table of :func:`bench_inference`'s rows."""
+    threads = rows[0]["threads"] if rows else "?"
+    ort, torch = onnxruntime_available(), torch_available()
+    head = ["model", f"fastconv ({threads}T)", "onnxruntime", "PyTorch",
+            "fastconv / onnxruntime", "fastconv / PyTorch"]
+    return _markdown(head, [[
+        f"{r['model']} {r['images']} images, batches of {r['batch']}", _ms(r["fastconv"]),
+        _ms_or_na(r["onnxruntime"], ort), _ms_or_na(r["torch"], torch),
+        _ratio_or_na(r["fastconv"], r["onnxruntime"], ort),
+        _ratio_or_na(r["fastconv"], r["torch"], torch)] for r in rows])
+
+
+def targets(result):
+    """The figures that have a target, from a :func:`run` result dict.
+
+    A list of dicts: ``figure`` (a name), ``value`` (the measured ratio, None
+    when a side is missing), ``target`` (the largest acceptable ratio) and
+    ``met`` (``value <= target``, None without a value). Only sections
+    present in ``result`` contribute.
+    """
+    rows = []
+
+    def add(figure, num, den, target):
+        value = num / den if num is not None and den else None
+        rows.append({"figure": figure, "value": value, "target": target,
+                     "met": None if value is None else value <= target})
+
+    for r in result.get("training", []):
+        add(f"{r['model']} training step, numpy imported first / fastconv first",
+            r["c_numpy_first"], r["c_fastconv_first"], 1.10)
+    for r in result.get("float64", []):
+        add(f"{r['model']} training step float64, fastconv C / PyTorch", r["c"], r["torch"], 0.6)
+    for r in result.get("forward", []):
+        add(f"{r['model']} forward of {r['images']} images {r['dtype']}, C / NumPy backend",
+            r["c"], r["numpy"], 0.15)
+    for r in result.get("inference", []):
+        add(f"{r['model']} inference of {r['images']} images, fastconv / onnxruntime",
+            r["fastconv"], r["onnxruntime"], 0.8)
+        add(f"{r['model']} inference of {r['images']} images, fastconv / PyTorch",
+            r["fastconv"], r["torch"], 0.6)
+    for r in result.get("kernels", []):
+        if r["op"] in ("im2col", "col2im"):
+            shape = "x".join(map(str, r["shape"]))
+            add(f"{r['op']} {shape} k{r['kernel']} p{r['pad']}, C with allocation / copy",
+                r["c_nt"], r["copy"], 1.3)
+    return rows
+
+
+def format_targets_table(rows):
+    """A Markdown table of :func:`targets`: figure, measured ratio, target, met or missed."""
+    verdict = {True: "met", False: "missed", None: "-"}
+    return _markdown(["figure", "measured", "target", "met"], [[
+        r["figure"], "-" if r["value"] is None else f"{r['value']:.2f}",
+        f"<= {r['target']:.2f}", verdict[r["met"]]] for r in rows])
 
 
 def _positive(text):
@@ -404,55 +752,93 @@ def _positive(text):
     return _positive_int(text)
 
 
+SECTIONS = ("kernels", "training", "float64", "forward", "inference")
+
+
 def add_arguments(parser):
-    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+                        help="dtype of the kernel table (the other sections fix their own)")
     parser.add_argument("--repeats", type=_positive, default=7,
                         help="timed runs per figure (median)")
     parser.add_argument("--threads", type=_positive, default=None,
                         help="thread count for the multi-threaded columns (default: all cores)")
     parser.add_argument("--quick", action="store_true",
-                        help="tiny shapes, to check that the harness runs")
+                        help="tiny shapes and one round, to check that the harness runs")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    parser.add_argument("--only", choices=["kernels", "training"], default=None,
-                        help="run one half of the benchmark")
+    parser.add_argument("--only", choices=SECTIONS, action="append", default=None,
+                        help="run only this section (repeatable; default: all)")
 
 
 def run(args):
-    cases = KERNEL_CASES
-    if args.quick:
-        cases = [(label, (2, shape[1], 12, 12), k, s, p)
-                 for label, shape, k, s, p in KERNEL_CASES]
+    """Run the sections chosen by ``args`` (see :func:`add_arguments`), print
+    their tables and the targets, and write the JSON; returns 0."""
+    sections = args.only or SECTIONS
+    quick = args.quick
+    repeats = 1 if quick else args.repeats
     env = environment()
     print(f"fastconv bench  {env['date']}  {env['cpu']} ({env['cores']} cores)  "
           f"dtype {args.dtype}  python {env['python']}  numpy {env['numpy']}  "
-          f"torch {env['torch'] or 'not installed'}", flush=True)
+          f"torch {env['torch'] or 'not installed'}  "
+          f"onnxruntime {env['onnxruntime'] or 'not installed'}", flush=True)
     progress = lambda s: print(f"  timing {s}", file=sys.stderr, flush=True)  # noqa: E731
     result = {"environment": env, "dtype": args.dtype}
     # Long enough for the first calls, which back fresh pages on this VM
     # (about 10x slower for the first few calls on 151 MB: benchmarks/README.md).
-    warmup_time = 0.0 if args.quick else 0.5
-    if not args.quick:
-        # The largest case keeps about four result-sized arrays alive, and the
-        # NumPy backend makes temporaries of a few more.
-        largest = max(math.prod(shape) * 9 * 4 for _, shape, _, _, _ in cases)
-        touch_memory(8 * largest)
-    if args.only in (None, "kernels"):
-        rows = bench_kernels(cases, np.dtype(args.dtype), args.repeats, args.threads,
-                             numpy_repeats=min(args.repeats, 3), progress=progress,
-                             warmup_time=warmup_time)
-        print(f"\nKernels: median milliseconds, {args.dtype}, {rows[0]['threads']} threads "
-              f"for the multi-threaded columns\n")
-        print(format_table(rows))
-        result["kernels"] = rows
-    if args.only in (None, "training"):
-        batch = 8 if args.quick else 100
-        rows = bench_training(batch=batch, repeats=args.repeats, threads=args.threads,
-                              numpy_repeats=min(args.repeats, 3), progress=progress,
-                              warmup_time=warmup_time, burst=1 if args.quick else 4)
+    warmup_time = 0.0 if quick else 0.5
+    common = dict(repeats=repeats, threads=args.threads, progress=progress,
+                  warmup_time=warmup_time)
+    few = min(repeats, 3)
+    if "training" in sections:
+        rows = bench_training(batch=8 if quick else 100, numpy_repeats=few,
+                              burst=1 if quick else 4, **common)
         print(f"\nTraining step (forward, backward, Adam), float32: median milliseconds, "
-              f"{rows[0]['threads']} threads\n")
+              f"{rows[0]['threads']} threads. The two 'imported first' columns are the C "
+              f"step in child processes\n")
         print(format_training_table(rows))
         result["training"] = rows
+    if "float64" in sections:
+        rows = bench_training(batch=8 if quick else 100, burst=1 if quick else 4,
+                              dtype=np.float64, backends=("c",), children=("torch",), **common)
+        print(f"\nTraining step, float64: median milliseconds, {rows[0]['threads']} threads\n")
+        print(format_float64_table(rows))
+        result["float64"] = rows
+    if "forward" in sections:
+        rows = bench_forward(images=20 if quick else 1000, batch=10 if quick else 100,
+                             numpy_repeats=few, **common)
+        print(f"\nForward pass (test mode), float64: median milliseconds, "
+              f"{rows[0]['threads']} threads\n")
+        print(format_forward_table(rows))
+        result["forward"] = rows
+    if "inference" in sections:
+        rows = bench_inference(images=40 if quick else 10000, batch=20 if quick else 500,
+                               **common)
+        print(f"\nInference, float32, random images and seed-0 weights: median milliseconds, "
+              f"{rows[0]['threads']} threads; onnxruntime and PyTorch in child processes\n")
+        print(format_inference_table(rows))
+        result["inference"] = rows
+    # Last: the kernel table's PyTorch column imports torch into this process,
+    # whose thread pool must not be there while the sections above run.
+    if "kernels" in sections:
+        cases = KERNEL_CASES
+        if quick:
+            cases = [(label, (2, shape[1], 12, 12), k, s, p)
+                     for label, shape, k, s, p in KERNEL_CASES]
+        else:
+            # The largest case keeps about four result-sized arrays alive, and
+            # the NumPy backend makes temporaries of a few more.
+            touch_memory(8 * max(math.prod(shape) * 9 * 4 for _, shape, _, _, _ in cases))
+        rows = bench_kernels(cases, np.dtype(args.dtype), repeats, args.threads,
+                             numpy_repeats=few, progress=progress, warmup_time=warmup_time)
+        print(f"\nKernels: median milliseconds, {args.dtype}, {rows[0]['threads']} threads "
+              f"for the multi-threaded columns. The C columns include allocating the "
+              f"result (no out=); np.copy copies an array the size of the largest "
+              f"operand (the result of im2col and unfold, the columns col2im and fold "
+              f"read)\n")
+        print(format_table(rows))
+        result["kernels"] = rows
+    result["targets"] = targets(result)
+    print("\nTargets: measured ratio against the largest acceptable\n")
+    print(format_targets_table(result["targets"]))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

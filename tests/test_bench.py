@@ -1,0 +1,200 @@
+"""fastconv bench: every section and target in the quick run, the child workers,
+and the rows of PyTorch and onnxruntime when those are not installed.
+
+No assertion here is about speed: the figures are only checked to be there.
+"""
+import contextlib
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import bench
+from fastconv import functional as F
+from fastconv.models import DeepConvNet
+
+HAS_C = "c" in fastconv.available_backends()
+
+# The figures of each section; None is allowed only where its library is absent.
+FIGURES = {
+    "training": ("c", "numpy", "torch", "c_numpy_first", "c_fastconv_first"),
+    "float64": ("c", "torch"),
+    "forward": ("c", "numpy"),
+    "inference": ("fastconv", "onnxruntime", "torch"),
+    "kernels": ("copy", "c_1t", "c_nt", "numpy"),
+}
+# Printed in this order, then the targets.
+TABLE_ORDER = ("training", "float64", "forward", "inference", "kernels")
+TARGET_PREFIXES = (
+    ["SimpleConvNet training step, numpy imported first",
+     "DeepConvNet training step, numpy imported first",
+     "SimpleConvNet training step float64", "DeepConvNet training step float64",
+     "DeepConvNet forward of"]
+    + [f"{m} inference of 40 images, fastconv / {lib}"
+       for m in ("SimpleConvNet", "DeepConvNet") for lib in ("onnxruntime", "PyTorch")]
+    + [f"{op} 2x{c}x12x12" for c in (1, 16, 64) for op in ("im2col", "col2im")])
+
+
+def run_bench(argv):
+    """``bench.main(argv)`` in-process: (status, stdout); backend and threads restored."""
+    out = io.StringIO()
+    with F.use_backend(F.get_backend()), F.use_num_threads(None), \
+            contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        status = bench.main([str(a) for a in argv])
+    return status, out.getvalue()
+
+
+def tables(stdout):
+    """The Markdown tables of the output, in order, each a list of its lines."""
+    found, current = [], []
+    for line in stdout.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            found.append(current)
+            current = []
+    return found
+
+
+def allowed_missing(section, key):
+    if key == "torch":
+        return not bench.torch_available()
+    if key == "onnxruntime":
+        return not bench.onnxruntime_available()
+    return not HAS_C and key.startswith("c")
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bench") / "bench.json"
+    status, stdout = run_bench(["--quick", "--json", path])
+    assert status == 0
+    return json.loads(path.read_text()), stdout
+
+
+def test_quick_json_has_every_section_and_target(quick):
+    report, _ = quick
+    for section in FIGURES:
+        assert isinstance(report[section], list) and report[section], section
+    assert len(report["training"]) == len(report["float64"]) == len(report["inference"]) == 2
+    figures = [row["figure"] for row in report["targets"]]
+    assert len(figures) == len(TARGET_PREFIXES), figures
+    for figure, prefix in zip(figures, TARGET_PREFIXES):
+        assert figure.startswith(prefix), (figure, prefix)
+
+
+def test_quick_figures_are_finite_and_positive(quick):
+    report, _ = quick
+    for section, keys in FIGURES.items():
+        for row in report[section]:
+            for key in keys:
+                value = row[key]
+                if value is None:
+                    assert allowed_missing(section, key), (section, key, row)
+                    continue
+                assert isinstance(value, float) and math.isfinite(value) and value > 0, \
+                    (section, key, row)
+    for target in report["targets"]:
+        value = target["value"]
+        if value is None:
+            assert target["met"] is None, target
+            continue
+        assert math.isfinite(value) and value > 0, target
+        assert target["met"] is (value <= target["target"]), target
+
+
+def test_quick_kernel_copy_is_the_size_of_the_columns(quick):
+    # im2col's result and col2im's input: the largest operand of both.
+    report, _ = quick
+    rows = [r for r in report["kernels"] if r["op"] in ("im2col", "col2im")]
+    assert len(rows) == 6
+    for r in rows:
+        n, c, h, w = r["shape"]
+        k, p = r["kernel"], r["pad"]
+        oh, ow = h + 2 * p - k + 1, w + 2 * p - k + 1
+        assert r["copy_bytes"] == n * oh * ow * c * k * k * 4, r
+
+
+def test_quick_tables_have_a_row_per_json_row(quick):
+    report, stdout = quick
+    printed = tables(stdout)
+    assert len(printed) == len(TABLE_ORDER) + 1, stdout
+    for section, table in zip(TABLE_ORDER + ("targets",), printed):
+        assert set(table[1]) <= set("|-"), table[1]
+        assert len(table) == 2 + len(report[section]), (section, table)
+    assert "numpy first / fastconv first" in printed[0][0]
+    assert "C / NumPy" in printed[2][0] and "onnxruntime" in printed[3][0]
+
+
+@pytest.mark.parametrize("kind, first", [("numpy-first", False), ("fastconv-first", True)])
+def test_child_reports_its_import_order(kind, first):
+    worker = bench._ChildWorker(kind, "step", ("SimpleConvNet", 2, "float32"), 1)
+    try:
+        assert worker.info["fastconv_before_numpy"] is first
+        seconds = worker.run()
+        assert math.isfinite(seconds) and seconds > 0
+    finally:
+        worker.close()
+    assert worker.proc.returncode == 0
+
+
+def test_child_that_fails_raises_with_its_stderr():
+    with pytest.raises(RuntimeError, match="did not start(.|\n)*NoSuchNet"):
+        bench._ChildWorker("fastconv-first", "step", ("NoSuchNet", 2, "float32"), 1)
+
+
+def test_rows_without_torch_and_onnxruntime(monkeypatch, tmp_path):
+    monkeypatch.setattr(bench, "torch_available", lambda: False)
+    monkeypatch.setattr(bench, "onnxruntime_available", lambda: False)
+    started = []
+    real = bench._ChildWorker.__init__
+
+    def spy(self, kind, *args):
+        started.append(kind)
+        real(self, kind, *args)
+    monkeypatch.setattr(bench._ChildWorker, "__init__", spy)
+    path = tmp_path / "bench.json"
+    status, stdout = run_bench(["--quick", "--only", "float64", "--only", "inference",
+                                "--json", path])
+    assert status == 0
+    report = json.loads(path.read_text())
+    assert "training" not in report and "kernels" not in report
+    assert not {"torch", "onnxruntime"} & set(started), started
+    for row in report["float64"]:
+        assert row["torch"] is None and (row["c"] is not None or not HAS_C)
+    for row in report["inference"]:
+        assert row["torch"] is None and row["onnxruntime"] is None
+        assert row["fastconv"] > 0
+    missing = [t for t in report["targets"] if t["value"] is None]
+    assert len(missing) == len(report["targets"]) == 2 + 4
+    assert all(t["met"] is None for t in missing)
+    for table in tables(stdout)[:2]:
+        assert all("n/a (not installed)" in line for line in table[2:]), table
+
+
+def test_predict_in_batches_is_predict():
+    net = DeepConvNet(seed=0, dtype=np.float64)
+    x = np.random.default_rng(1).random((7, 1, 28, 28))
+    got = bench._predict_in_batches(net, x, 3)
+    assert got.shape == (7, 10)
+    np.testing.assert_allclose(got, net.predict(x), rtol=1e-12, atol=1e-12)
+
+
+def test_targets_verdicts():
+    kernel = {"op": "im2col", "shape": [2, 1, 12, 12], "kernel": 5, "pad": 0}
+    result = {
+        "forward": [{"model": "DeepConvNet", "images": 10, "dtype": "float64",
+                     "c": 1.0, "numpy": 10.0}],
+        "inference": [{"model": "SimpleConvNet", "images": 10, "fastconv": 2.0,
+                       "onnxruntime": 2.0, "torch": None}],
+        "kernels": [{**kernel, "c_nt": 1.3, "copy": 1.0},
+                    {**kernel, "op": "unfold", "c_nt": 9.0, "copy": 1.0}],
+    }
+    rows = bench.targets(result)
+    assert [(r["value"], r["target"], r["met"]) for r in rows] == [
+        (0.1, 0.15, True), (1.0, 0.8, False), (None, 0.6, None),
+        (pytest.approx(1.3), 1.3, True)]
+    assert bench.format_targets_table(rows).count("\n") == 1 + len(rows)
