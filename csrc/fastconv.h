@@ -43,7 +43,7 @@ void fc_reset_team(void);
                    fc_int kernel_w, fc_int stride_h, fc_int stride_w, fc_int pad_h,        \
                    fc_int pad_w, fc_int dilation_h, fc_int dilation_w, int batch_inner,    \
                    int nthreads, T *x);                                                    \
-  /* --- pooling (pooling.c) --- */                                                       \
+  /* --- pooling (pooling.c); argmax may be NULL: values only --- */                     \
   void fc_max_pool2d_##S(const T *x, fc_int n, fc_int c, fc_int h, fc_int w,               \
                          fc_int kernel_h, fc_int kernel_w, fc_int stride_h,                \
                          fc_int stride_w, fc_int pad_h, fc_int pad_w, int nthreads,        \

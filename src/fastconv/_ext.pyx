@@ -171,14 +171,18 @@ def fold(const real[:, :, ::1] cols, fc_int kh, fc_int kw, fc_int sh, fc_int sw,
 def max_pool2d(const real[:, :, :, ::1] x, fc_int kh, fc_int kw, fc_int sh, fc_int sw,
                fc_int ph, fc_int pw, int nthreads, real[:, :, :, ::1] out,
                int64_t[:, :, :, ::1] argmax):
+    """argmax may be None: the values only (no index is written anywhere)."""
     cdef fc_int n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
+    cdef int64_t *ap = NULL
+    if argmax is not None:
+        ap = &argmax[0, 0, 0, 0]
     with nogil:
         if real is float:
             fc_max_pool2d_f32(&x[0, 0, 0, 0], n, c, h, w, kh, kw, sh, sw, ph, pw, nthreads,
-                              &out[0, 0, 0, 0], &argmax[0, 0, 0, 0])
+                              &out[0, 0, 0, 0], ap)
         else:
             fc_max_pool2d_f64(&x[0, 0, 0, 0], n, c, h, w, kh, kw, sh, sw, ph, pw, nthreads,
-                              &out[0, 0, 0, 0], &argmax[0, 0, 0, 0])
+                              &out[0, 0, 0, 0], ap)
 
 
 def max_pool2d_backward(const real[:, :, :, ::1] dout, const int64_t[:, :, :, ::1] argmax,

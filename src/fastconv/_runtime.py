@@ -8,6 +8,7 @@ import contextlib
 import operator
 import os
 import sys
+import threading
 import warnings
 
 # Two thread pools share the cores: numpy's OpenBLAS and fastconv's libgomp.
@@ -52,6 +53,7 @@ __all__ = [
     "ext", "BACKENDS", "available_backends", "set_backend", "get_backend", "use_backend",
     "use_c", "openmp_enabled", "set_num_threads", "get_num_threads", "use_num_threads",
     "max_threads_allowed", "threads_for", "force_parallel_split", "last_team_size",
+    "blas_single_thread",
     "WAIT_POLICY_SET_HERE", "NUMPY_LOADED_BEFORE",
 ]
 
@@ -214,6 +216,60 @@ _grain = _GRAIN
 def threads_for(work):
     """Threads for a kernel call producing ``work`` output elements."""
     return min(get_num_threads(), max(1, work // _grain))
+
+
+# --- numpy's BLAS pool ----------------------------------------------------------
+#
+# An OpenBLAS worker woken for a product spins for 2**28 cycles (about 0.1 s)
+# before it sleeps, unless OPENBLAS_THREAD_TIMEOUT was set when numpy loaded
+# it, which fastconv cannot do once numpy was imported first. A training step
+# that makes even one multi-threaded product keeps a worker spinning all the
+# time, taking a core from the OpenMP kernels (DeepConvNet's step: 1.44x
+# slower, benchmarks/README.md). Small products therefore run on one BLAS
+# thread, which never wakes the workers, whatever the import order.
+
+_blas_lock = threading.Lock()
+_blas_holders = 0
+_blas_restore = []       # (library controller, its thread count) to restore
+_blas_libraries = None   # threadpoolctl's controllers of the loaded BLAS
+
+
+def _blas_controllers():
+    global _blas_libraries
+    if _blas_libraries is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _blas_libraries = [lib for lib in ThreadpoolController().lib_controllers
+                               if lib.user_api == "blas"]
+        except Exception:  # noqa: BLE001  (no control: products keep BLAS's own threads)
+            _blas_libraries = []
+    return _blas_libraries
+
+
+@contextlib.contextmanager
+def blas_single_thread():
+    """Inside the block numpy's BLAS runs on one thread (process-wide: a
+    product another Python thread makes meanwhile runs on one thread too).
+    Re-entrant and safe from several threads: the first to enter sets the
+    count, the last to leave restores what it was."""
+    global _blas_holders
+    with _blas_lock:
+        if _blas_holders == 0:
+            for lib in _blas_controllers():
+                before = lib.get_num_threads()
+                if before != 1:
+                    lib.set_num_threads(1)
+                    _blas_restore.append((lib, before))
+        _blas_holders += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_holders -= 1
+            if _blas_holders == 0:
+                while _blas_restore:
+                    lib, before = _blas_restore.pop()
+                    lib.set_num_threads(before)
 
 
 @contextlib.contextmanager

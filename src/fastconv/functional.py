@@ -27,7 +27,7 @@ __all__ = [
     "im2col", "col2im", "unfold", "fold",
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
     "conv2d", "conv2d_weight_grad", "conv2d_input_grad", "conv_plan", "use_conv_plan",
-    "conv2d_forward", "conv2d_backward", "ConvContext", "adam_update",
+    "conv2d_forward", "conv2d_backward", "ConvContext", "adam_update", "matmul",
     "set_backend", "get_backend", "use_backend", "available_backends",
     "set_num_threads", "get_num_threads", "use_num_threads", "openmp_enabled",
 ]
@@ -281,7 +281,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, return_indices=False):
         out, idx = _ref.max_pool2d(x, win)
     else:
         out = np.empty((n, c, oh, ow), dtype=x.dtype)
-        idx = np.empty((n, c, oh, ow), dtype=np.int64)
+        # Without indices the kernel writes none (inference: 8 bytes per value saved).
+        idx = np.empty((n, c, oh, ow), dtype=np.int64) if return_indices else None
         R.ext.max_pool2d(x, *win.c_args(), R.threads_for(x.size), out, idx)
     return (out, idx) if return_indices else out
 
@@ -387,8 +388,12 @@ def avg_pool2d_backward(dout, input_shape, kernel_size, stride=None, padding=0):
 #   "rows"      the book's single (N*OH*OW, CKK) patch matrix and one product
 
 # The direct kernel computes a padded grid of positions; on 8x8 maps a third
-# of it is waste and the patch-matrix path wins (benchmarks/conv_layouts.py).
-DIRECT_MIN_PIXELS = 128
+# of it is waste, and alone the patch-matrix path was a little faster there
+# (benchmarks/conv_layouts.py). But that path's product wakes numpy's BLAS
+# workers, whose spinning then slows every OpenMP kernel of the step when numpy
+# was imported before fastconv (DeepConvNet: 1.44x); on the direct kernel from
+# 8x8 up, the step was as fast in either import order (benchmarks/README.md).
+DIRECT_MIN_PIXELS = 64
 # At or above this many output pixels per image, one product per image on
 # PyTorch's unfold layout gives NCHW directly and wins; below it the book's
 # single product wins despite the transposes around it (conv_layouts.py).
@@ -544,7 +549,7 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, *, ctx=None, keep=
         return out, ctx
     w_mat = w.reshape(fn, -1)
     if ctx.plan == "per_image":
-        cols = ctx.buffer("cols", (n, c * kh * kw, oh * ow), x.dtype) if keep else None
+        cols = ctx.buffer("cols", (n, c * kh * kw, oh * ow), x.dtype)
         cols = unfold(x, (kh, kw), padding=win.padding, stride=win.stride, out=cols)
         out = np.matmul(w_mat, cols)                                         # (N, FN, L)
         if b is not None:
@@ -714,6 +719,31 @@ def conv2d_input_grad(grad_output, weight, input_shape, stride=1, padding=0):
     d, w = d.astype(dtype, copy=False), w.astype(dtype, copy=False)
     plan = conv_plan((n, c, h, wd), w.shape, dtype, win.stride, win.padding)
     return _input_grad(plan, d, w, (n, c, h, wd), win)
+
+
+# --- dense products -----------------------------------------------------------------
+
+# Products below this many multiply-adds run on one BLAS thread on the C
+# backend (see _runtime.blas_single_thread): a woken OpenBLAS worker would spin
+# for 0.1 s after them and slow the OpenMP kernels around them. Above it the
+# second thread is worth that. Measured: benchmarks/README.md (numpy first).
+SMALL_PRODUCT_MACS = 1 << 24
+
+
+def matmul(a, b, out=None):
+    """``numpy.matmul(a, b, out=out)``, the products of the layers.
+
+    On the C backend a product of fewer than ``SMALL_PRODUCT_MACS``
+    multiply-adds runs on one BLAS thread, so that it does not wake numpy's
+    BLAS workers; the result is the same product either way.
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    small = (a.ndim == 2 and b.ndim == 2
+             and a.shape[0] * a.shape[1] * b.shape[1] < SMALL_PRODUCT_MACS)
+    if small and R.use_c():
+        with R.blas_single_thread():
+            return np.matmul(a, b, out=out)
+    return np.matmul(a, b, out=out)
 
 
 # --- optimiser step ----------------------------------------------------------------

@@ -88,6 +88,7 @@ class Convolution:
         self.dW = None
         self.db = None
         self._ctx = None
+        self._infer_ctx = None
 
     def forward(self, x):
         c = self.W.shape[1]
@@ -96,6 +97,17 @@ class Convolution:
             raise ValueError(f"Convolution expects x of shape (N, {c}, H, W), got {x.shape}")
         out, self._ctx = F.conv2d_forward(x, self.W, self.b, self.stride, self.pad,
                                           ctx=self._ctx, x_is_private=self.input_is_private)
+        return out
+
+    def infer(self, x):
+        """``forward`` that keeps nothing for backward (test-time prediction);
+        its scratch memory is its own, so a pending backward is not disturbed."""
+        c = self.W.shape[1]
+        x = _as_float(x, self.W.dtype)
+        if x.ndim != 4 or x.shape[1] != c:
+            raise ValueError(f"Convolution expects x of shape (N, {c}, H, W), got {x.shape}")
+        out, self._infer_ctx = F.conv2d_forward(x, self.W, self.b, self.stride, self.pad,
+                                                ctx=self._infer_ctx, keep=False)
         return out
 
     def backward(self, dout):
@@ -156,6 +168,13 @@ class Pooling:
         self.x_shape = np.shape(x)
         return out
 
+    def infer(self, x):
+        """``forward`` without the indices backward would need."""
+        window = (self.pool_h, self.pool_w)
+        if self.mode == "max":
+            return F.max_pool2d(x, window, self.stride, self.pad)
+        return F.avg_pool2d(x, window, self.stride, self.pad)
+
     def backward(self, dout):
         if self.mode == "max":
             return F.max_pool2d_backward(dout, self.arg_max, self.x_shape)
@@ -185,6 +204,11 @@ class Relu:
         if self.inplace:
             return np.maximum(x, 0, out=x)
         return np.maximum(x, 0)
+
+    def infer(self, x):
+        """``forward`` without the mask backward would need."""
+        x = _as_float(x)
+        return np.maximum(x, 0, out=x) if self.inplace else np.maximum(x, 0)
 
     def backward(self, dout):
         # A product with the boolean mask, not np.where: numpy's masked
@@ -249,14 +273,24 @@ class Affine:
             raise ValueError(f"Affine expects {self.W.shape[0]} features per sample, "
                              f"got x of shape {self.original_x_shape}")
         self.x = x
-        out = x @ self.W
+        out = F.matmul(x, self.W)
+        out += self.b
+        return out
+
+    def infer(self, x):
+        """``forward`` that keeps no reference to x."""
+        x = _as_float(x, self.W.dtype)
+        if x.ndim < 1 or math.prod(x.shape[1:]) != self.W.shape[0]:
+            raise ValueError(f"Affine expects {self.W.shape[0]} features per sample, "
+                             f"got x of shape {x.shape}")
+        out = F.matmul(x.reshape(len(x), self.W.shape[0]), self.W)
         out += self.b
         return out
 
     def backward(self, dout):
         dout = _as_float(dout, self.W.dtype)
-        dx = dout @ self.W.T
-        self.dW = self.x.T @ dout
+        dx = F.matmul(dout, self.W.T)
+        self.dW = F.matmul(self.x.T, dout)
         self.db = dout.sum(axis=0)
         return dx.reshape(self.original_x_shape)
 
