@@ -718,7 +718,11 @@ def targets(result):
         rows.append({"figure": figure, "value": value, "target": target,
                      "met": None if value is None else value <= target})
 
+    step_targets = {"SimpleConvNet": 0.40, "DeepConvNet": 0.60}
     for r in result.get("training", []):
+        if r["model"] in step_targets:
+            add(f"{r['model']} training step float32, fastconv C / PyTorch",
+                r["c"], r["torch"], step_targets[r["model"]])
         add(f"{r['model']} training step, numpy imported first / fastconv first",
             r["c_numpy_first"], r["c_fastconv_first"], 1.10)
     for r in result.get("float64", []):
@@ -731,6 +735,15 @@ def targets(result):
             r["fastconv"], r["onnxruntime"], 0.8)
         add(f"{r['model']} inference of {r['images']} images, fastconv / PyTorch",
             r["fastconv"], r["torch"], 0.6)
+    for r in result.get("commands", []):
+        # Wall seconds against a limit: the "ratio" is the time over the limit.
+        limit = {"book": 60.0, "fast": 30.0}[r["preset"]]
+        add(f"fastconv train --preset {r['preset']}, wall seconds / {limit:.0f} s",
+            r["seconds"], limit, 1.0)
+        if r["preset"] == "fast":
+            rows.append({"figure": "fastconv train --preset fast, test accuracy (at least)",
+                         "value": r["test_acc"], "target": 0.99,
+                         "met": None if r["test_acc"] is None else r["test_acc"] >= 0.99})
     for r in result.get("kernels", []):
         if r["op"] in ("im2col", "col2im"):
             shape = "x".join(map(str, r["shape"]))
@@ -743,8 +756,55 @@ def format_targets_table(rows):
     """A Markdown table of :func:`targets`: figure, measured ratio, target, met or missed."""
     verdict = {True: "met", False: "missed", None: "-"}
     return _markdown(["figure", "measured", "target", "met"], [[
-        r["figure"], "-" if r["value"] is None else f"{r['value']:.2f}",
-        f"<= {r['target']:.2f}", verdict[r["met"]]] for r in rows])
+        r["figure"], "-" if r["value"] is None else f"{r['value']:.4g}",
+        (">= " if "at least" in r["figure"] else "<= ") + f"{r['target']:.2f}",
+        verdict[r["met"]]] for r in rows])
+
+
+def bench_commands(presets=("book", "fast"), threads=None, data=None, quick=False,
+                   progress=None):
+    """Wall time of whole ``fastconv train --preset P`` commands, each in a
+    process of its own (start-up, data loading, training, evaluation and the
+    pictures), and the final test accuracy from its history.json.
+
+    Rows: ``preset``, ``command``, ``threads``, ``seconds`` and ``test_acc``
+    (None, with ``note``, when the command failed, e.g. without MNIST:
+    ``data`` is the folder of the IDX files, default $FASTCONV_DATA). With
+    ``quick`` each runs one epoch on 300 images, to check the harness.
+    """
+    import tempfile
+    n_threads = threads or os.cpu_count() or 1
+    rows = []
+    for preset in presets:
+        if progress:
+            progress(f"fastconv train --preset {preset}")
+        with tempfile.TemporaryDirectory(prefix="fastconv-bench-") as out:
+            argv = ["train", "--preset", preset, "--quiet", "--no-download", "--out", out,
+                    "--threads", str(n_threads)]
+            argv += ["--data", data] if data else []
+            argv += ["--limit", "300", "--epochs", "1"] if quick else []
+            start = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "fastconv", *argv],
+                                  capture_output=True, text=True, env=_child_env())
+            seconds = time.perf_counter() - start
+            row = {"preset": preset, "command": "fastconv " + " ".join(argv[:3]),
+                   "threads": n_threads, "seconds": None, "test_acc": None, "note": None}
+            if proc.returncode == 0:
+                with open(os.path.join(out, "history.json")) as f:
+                    row.update(seconds=seconds, test_acc=json.load(f)["final_test_acc"])
+            else:
+                tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+                row["note"] = f"failed (status {proc.returncode}): {tail}"
+            rows.append(row)
+    return rows
+
+
+def format_commands_table(rows):
+    return _markdown(["command", "threads", "wall seconds", "final test accuracy", "note"], [[
+        f"`{r['command']}`", str(r["threads"]),
+        "-" if r["seconds"] is None else f"{r['seconds']:.1f}",
+        "-" if r["test_acc"] is None else f"{r['test_acc']:.4f}", r["note"] or ""]
+        for r in rows])
 
 
 def _positive(text):
@@ -752,7 +812,7 @@ def _positive(text):
     return _positive_int(text)
 
 
-SECTIONS = ("kernels", "training", "float64", "forward", "inference")
+SECTIONS = ("kernels", "training", "float64", "forward", "inference", "commands")
 
 
 def add_arguments(parser):
@@ -767,6 +827,9 @@ def add_arguments(parser):
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--only", choices=SECTIONS, action="append", default=None,
                         help="run only this section (repeatable; default: all)")
+    parser.add_argument("--data", metavar="DIR", default=None,
+                        help="MNIST folder for the 'commands' section (default: "
+                             "$FASTCONV_DATA, else fastconv's cache folder; never downloads)")
 
 
 def run(args):
@@ -816,6 +879,12 @@ def run(args):
               f"{rows[0]['threads']} threads; onnxruntime and PyTorch in child processes\n")
         print(format_inference_table(rows))
         result["inference"] = rows
+    if "commands" in sections:
+        rows = bench_commands(threads=args.threads, data=args.data, quick=quick,
+                              progress=progress)
+        print(f"\nWhole commands, wall time from start to exit{' (quick: 300 images, 1 epoch)' if quick else ''}\n")
+        print(format_commands_table(rows))
+        result["commands"] = rows
     # Last: the kernel table's PyTorch column imports torch into this process,
     # whose thread pool must not be there while the sections above run.
     if "kernels" in sections:
