@@ -265,6 +265,39 @@ def test_train_cosine_schedule(mnist_dir, tmp_path):
     assert lrs == pytest.approx([0.004, 0.003, 0.001], rel=1e-12)
 
 
+def test_train_presets_and_overrides(mnist_dir, tmp_path):
+    from fastconv.cli import PRESETS
+    common = ["--limit", "60", "--batch-size", "20", "--quiet"]
+    runs = {"book": ["--epochs", "1"],  # no --preset: the book's recipe
+            "fast": ["--preset", "fast"],
+            "fast-overridden": ["--preset", "fast", "--epochs", "1", "--augment", "0",
+                                "--lr", "0.002"]}
+    summaries = {}
+    for name, argv in runs.items():
+        status, _, err = train(tmp_path / name, mnist_dir, *common, *argv)
+        assert status == 0, err
+        summaries[name] = json.loads((tmp_path / name / "history.json").read_text())
+    book, fast, overridden = summaries["book"], summaries["fast"], summaries["fast-overridden"]
+    assert book["preset"] == "book" and book["lr"] == 0.001 and book["init"] == "book"
+    assert book["lr_schedule"] == "constant" and book["augment"] == 0
+    assert fast["preset"] == "fast"
+    for key in ("epochs", "lr", "augment", "init", "lr_schedule", "optimizer"):
+        assert fast[key] == PRESETS["fast"][key], key
+    assert (overridden["epochs"], overridden["augment"], overridden["lr"]) == (1, 0, 0.002)
+    assert overridden["lr_schedule"] == "cosine-steps" and overridden["init"] == "he"
+
+
+def test_train_cosine_steps_schedule(mnist_dir, tmp_path):
+    out = tmp_path / "cos-steps"
+    # 100 images in batches of 25: 4 updates per epoch, 8 in all.
+    status, _, err = train(out, mnist_dir, "--limit", "100", "--epochs", "2", "--batch-size",
+                           "25", "--lr", "0.004", "--lr-schedule", "cosine-steps", "--quiet")
+    assert status == 0, err
+    lrs = [r["lr"] for r in json.loads((out / "history.json").read_text())["history"]]
+    # Recorded after each epoch's last update: the rate set for the next one.
+    assert lrs == pytest.approx([0.002, 0.0], abs=1e-15)
+
+
 def test_cosine_lr_values_and_errors():
     from fastconv.optim import cosine_lr
     assert [cosine_lr(1.0, e, 4) for e in range(5)] == pytest.approx(
