@@ -1,6 +1,9 @@
 """The test-time path: Net.predict keeps nothing for backward, yet computes what the
 training forward computes, and a pending backward is not disturbed by it; max pooling
 without indices; the products that run on one BLAS thread."""
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -142,3 +145,47 @@ def test_predict_in_chunks_and_accuracy_batches_agree(backend, name):
     np.testing.assert_allclose(per_sample, whole, rtol=1e-6, atol=1e-6)
     expected = float(np.mean(np.argmax(whole, axis=1) == t))
     assert net.accuracy(x, t) == net.accuracy(x, t, batch_size=3) == expected
+
+
+FORK_WHILE_HELD = """
+import os, threading
+from threadpoolctl import threadpool_info
+from fastconv import _runtime as R
+
+def blas():
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+before = blas()
+inside, release = threading.Event(), threading.Event()
+
+def hold():
+    with R.blas_single_thread():
+        inside.set()
+        release.wait()
+
+holder = threading.Thread(target=hold)
+holder.start()
+inside.wait()
+pid = os.fork()  # another thread holds the lock and BLAS is at one thread
+if pid == 0:
+    ok = blas() == before
+    with R.blas_single_thread():
+        ok = ok and blas() == [1] * len(before)
+    ok = ok and blas() == before
+    os._exit(0 if ok else 3)
+release.set()
+holder.join()
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status), blas() == before, len(before))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_blas_single_thread_in_a_child_forked_while_held():
+    proc = subprocess.run([sys.executable, "-c", FORK_WHILE_HELD], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    status, parent_restored, libraries = proc.stdout.split()
+    if libraries == "0":
+        pytest.skip("numpy's BLAS is not one threadpoolctl can control")
+    assert (status, parent_restored) == ("0", "True"), proc.stdout

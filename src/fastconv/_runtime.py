@@ -137,6 +137,7 @@ def _after_fork_in_child():
     # a thread count itself.
     global _forked, _num_threads
     _forked, _num_threads = True, None
+    _reset_blas_state_after_fork()
 
 
 if hasattr(os, "register_at_fork"):
@@ -244,6 +245,19 @@ def _blas_controllers():
         except Exception:  # noqa: BLE001  (no control: products keep BLAS's own threads)
             _blas_libraries = []
     return _blas_libraries
+
+
+def _reset_blas_state_after_fork():
+    # Another thread of the parent may have held the lock, or been inside a
+    # block, when it forked: the child gets a fresh lock and BLAS's own count.
+    global _blas_lock, _blas_holders
+    _blas_lock, _blas_holders = threading.Lock(), 0
+    while _blas_restore:
+        lib, before = _blas_restore.pop()
+        try:
+            lib.set_num_threads(before)
+        except Exception:  # noqa: BLE001  (the child keeps one thread: slower, never wrong)
+            pass
 
 
 @contextlib.contextmanager
