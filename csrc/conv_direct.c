@@ -28,31 +28,18 @@ typedef double fc_v4d __attribute__((vector_size(32)));
 typedef float fc_v8fu __attribute__((vector_size(32), aligned(4), may_alias));
 typedef double fc_v4du __attribute__((vector_size(32), aligned(8), may_alias));
 
-/* Each kernel is built for every (element type, instruction set) pair. */
+/* Each kernel is built for every (element type, instruction set) pair:
+ * conv_direct_isas.h includes the kernels once per instruction set, with
+ * FC_SFX naming the element type. */
 #define T float
 #define V fc_v8f
 #define VL 8
 #define VLOAD(p) (*(const fc_v8fu *)(p))
 #define VSTORE(p, v) (*(fc_v8fu *)(p) = (v))
 #define VSPLAT(s) ((fc_v8f){(s), (s), (s), (s), (s), (s), (s), (s)})
-#define FC_TARGET
-#define FC_ISA(name) name##_baseline_f32
-#include "conv_direct_impl.h"
-#undef FC_TARGET
-#undef FC_ISA
-#if FC_HAVE_AVX2_CLONE
-#define FC_TARGET __attribute__((target("avx2,fma")))
-#define FC_ISA(name) name##_avx2_f32
-#include "conv_direct_impl.h"
-#undef FC_TARGET
-#undef FC_ISA
-#endif
-#undef T
-#undef V
-#undef VL
-#undef VLOAD
-#undef VSTORE
-#undef VSPLAT
+#define FC_BASELINE(name) name##_baseline_f32
+#define FC_AVX2(name) name##_avx2_f32
+#include "conv_direct_isas.h"
 
 #define T double
 #define V fc_v4d
@@ -60,24 +47,9 @@ typedef double fc_v4du __attribute__((vector_size(32), aligned(8), may_alias));
 #define VLOAD(p) (*(const fc_v4du *)(p))
 #define VSTORE(p, v) (*(fc_v4du *)(p) = (v))
 #define VSPLAT(s) ((fc_v4d){(s), (s), (s), (s)})
-#define FC_TARGET
-#define FC_ISA(name) name##_baseline_f64
-#include "conv_direct_impl.h"
-#undef FC_TARGET
-#undef FC_ISA
-#if FC_HAVE_AVX2_CLONE
-#define FC_TARGET __attribute__((target("avx2,fma")))
-#define FC_ISA(name) name##_avx2_f64
-#include "conv_direct_impl.h"
-#undef FC_TARGET
-#undef FC_ISA
-#endif
-#undef T
-#undef V
-#undef VL
-#undef VLOAD
-#undef VSTORE
-#undef VSPLAT
+#define FC_BASELINE(name) name##_baseline_f64
+#define FC_AVX2(name) name##_avx2_f64
+#include "conv_direct_isas.h"
 
 static int fc_use_avx2(void) {
 #if FC_HAVE_AVX2_CLONE
