@@ -112,9 +112,9 @@ int fc_conv_available(void) { return 1; }
 #define FC_NO_DIRECT(T, sfx)                                                                  \
   int fc_conv2d_##sfx(const T *x, fc_int n, fc_int c, fc_int h, fc_int w, const T *weight,    \
                       const T *bias, fc_int fn, fc_int kh, fc_int kw, fc_int ph, fc_int pw,   \
-                      int nthreads, T *out) {                                                 \
+                      int relu, int nthreads, T *out) {                                       \
     (void)x; (void)n; (void)c; (void)h; (void)w; (void)weight; (void)bias; (void)fn;          \
-    (void)kh; (void)kw; (void)ph; (void)pw; (void)nthreads; (void)out;                        \
+    (void)kh; (void)kw; (void)ph; (void)pw; (void)relu; (void)nthreads; (void)out;            \
     return -2;                                                                                \
   }                                                                                           \
   int fc_conv2d_weight_grad_##sfx(const T *x, const T *dout, fc_int n, fc_int c, fc_int h,    \

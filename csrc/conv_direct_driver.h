@@ -16,7 +16,7 @@ static void FC_TN(fc_pad_image)(const T *img, fc_int c, fc_int h, fc_int w, fc_i
 static void FC_TN(fc_conv_image)(const T *x, fc_int ni, fc_int c, fc_int h, fc_int w,
                           const T *wpack, const T *bias, fc_int fn, fc_int kh,
                           fc_int kw, fc_int ph, fc_int pw, const fc_geom *g, int avx2,
-                          T *out, int *failed) {
+                          int relu, T *out, int *failed) {
   T *xpad = (T *)malloc((size_t)(g->ximage + g->fn4 * g->qpad) * sizeof(T));
   if (!xpad) {
 #ifdef _OPENMP
@@ -40,7 +40,15 @@ static void FC_TN(fc_conv_image)(const T *x, fc_int ni, fc_int c, fc_int h, fc_i
     for (fc_int y = 0; y < g->oh; y++) {
       const T *src = grid + f * g->qpad + y * g->wp;
       T *dst = o + (f * g->oh + y) * g->ow;
-      for (fc_int xi = 0; xi < g->ow; xi++) dst[xi] = src[xi] + b;
+      if (relu) {
+        /* v < 0, not v > 0: a NaN passes, as numpy.maximum(v, 0) lets it. */
+        for (fc_int xi = 0; xi < g->ow; xi++) {
+          const T v = src[xi] + b;
+          dst[xi] = v < 0 ? (T)0 : v;
+        }
+      } else {
+        for (fc_int xi = 0; xi < g->ow; xi++) dst[xi] = src[xi] + b;
+      }
     }
   }
   free(xpad);
@@ -48,7 +56,7 @@ static void FC_TN(fc_conv_image)(const T *x, fc_int ni, fc_int c, fc_int h, fc_i
 
 int FC_TN(fc_conv2d)(const T *x, fc_int n, fc_int c, fc_int h, fc_int w, const T *weight,
                   const T *bias, fc_int fn, fc_int kh, fc_int kw, fc_int ph, fc_int pw,
-                  int nthreads, T *out) {
+                  int relu, int nthreads, T *out) {
   const fc_geom g = fc_geometry(c, h, w, fn, kh, kw, ph, pw);
   /* Weights packed per block of 4 filters, tap by tap, 4 values per tap;
    * the filters past fn are zero. */
@@ -65,11 +73,11 @@ int FC_TN(fc_conv2d)(const T *x, fc_int n, fc_int c, fc_int h, fc_int w, const T
 #endif
     for (fc_int ni = 0; ni < n; ni++) {
       if (ni == 0) fc_note_team();
-      FC_TN(fc_conv_image)(x, ni, c, h, w, wpack, bias, fn, kh, kw, ph, pw, &g, avx2, out, &failed);
+      FC_TN(fc_conv_image)(x, ni, c, h, w, wpack, bias, fn, kh, kw, ph, pw, &g, avx2, relu, out, &failed);
     }
   } else {
     for (fc_int ni = 0; ni < n; ni++)
-      FC_TN(fc_conv_image)(x, ni, c, h, w, wpack, bias, fn, kh, kw, ph, pw, &g, avx2, out, &failed);
+      FC_TN(fc_conv_image)(x, ni, c, h, w, wpack, bias, fn, kh, kw, ph, pw, &g, avx2, relu, out, &failed);
   }
   free(wpack);
   return failed ? -1 : 0;

@@ -72,15 +72,15 @@ FC_DECLARE(double, f64)
 
 /* --- direct stride-1 convolution (conv_direct.c) ------------------------------
  * Weights (fn, c, kernel_h, kernel_w), x (n, c, h, w), out (n, fn, OH, OW) with
- * OH = h + 2*pad_h - kernel_h + 1; bias may be NULL. Return 0, -1 when out of
- * memory, -2 when not compiled in. */
+ * OH = h + 2*pad_h - kernel_h + 1; bias may be NULL; relu != 0 writes
+ * max(out, 0) (NaN kept). Return 0, -1 when out of memory, -2 when not compiled in. */
 int fc_conv_available(void);
 const char *fc_conv_isa(void);
 void fc_conv_force_baseline(int on);
 #define FC_DECLARE_DIRECT(T, S)                                                             \
   int fc_conv2d_##S(const T *x, fc_int n, fc_int c, fc_int h, fc_int w, const T *weight,    \
                     const T *bias, fc_int fn, fc_int kernel_h, fc_int kernel_w,             \
-                    fc_int pad_h, fc_int pad_w, int nthreads, T *out);                      \
+                    fc_int pad_h, fc_int pad_w, int relu, int nthreads, T *out);            \
   int fc_conv2d_weight_grad_##S(const T *x, const T *dout, fc_int n, fc_int c, fc_int h,    \
                                 fc_int w, fc_int fn, fc_int kernel_h, fc_int kernel_w,      \
                                 fc_int pad_h, fc_int pad_w, int nthreads, T *dw);

@@ -297,3 +297,22 @@ def test_direct_layer_gradients_against_float64_differences_and_torch(threads):
         theirs = theirs.numpy()
         np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4 * np.abs(theirs).max(),
                                    err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("plan", ["direct", "per_image", "rows"])
+def test_forward_with_relu_is_maximum_of_forward(backend, plan, dtype):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3, 5, 9, 9)).astype(dtype)
+    x[0, 0, 4, 4] = np.nan  # a NaN stays NaN, as numpy.maximum keeps it
+    weight = rng.standard_normal((6, 5, 3, 3)).astype(dtype)
+    bias = rng.standard_normal(6).astype(dtype)
+    with F.use_conv_plan(plan):
+        plain = F.conv2d(x, weight, bias, 1, 1)
+        fused, ctx = F.conv2d_forward(x, weight, bias, 1, 1, keep=False, relu=True)
+    expected = np.maximum(plain, 0)
+    assert np.isnan(expected).any()
+    assert fused.dtype == dtype
+    assert fused.tobytes() == expected.tobytes()
+    with pytest.raises(ValueError, match="keep=False"):
+        F.conv2d_forward(x, weight, bias, 1, 1, relu=True)

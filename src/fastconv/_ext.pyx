@@ -76,13 +76,13 @@ cdef extern from "fastconv.h" nogil:
     void fc_conv_force_baseline(int on)
     int fc_conv2d_f32(const float *x, fc_int n, fc_int c, fc_int h, fc_int w,
                       const float *weight, const float *bias, fc_int fn, fc_int kh, fc_int kw,
-                      fc_int ph, fc_int pw, int nthreads, float *out)
+                      fc_int ph, fc_int pw, int relu, int nthreads, float *out)
     int fc_conv2d_weight_grad_f32(const float *x, const float *dout, fc_int n, fc_int c,
                                   fc_int h, fc_int w, fc_int fn, fc_int kh, fc_int kw,
                                   fc_int ph, fc_int pw, int nthreads, float *dw)
     int fc_conv2d_f64(const double *x, fc_int n, fc_int c, fc_int h, fc_int w,
                       const double *weight, const double *bias, fc_int fn, fc_int kh,
-                      fc_int kw, fc_int ph, fc_int pw, int nthreads, double *out)
+                      fc_int kw, fc_int ph, fc_int pw, int relu, int nthreads, double *out)
     int fc_conv2d_weight_grad_f64(const double *x, const double *dout, fc_int n, fc_int c,
                                   fc_int h, fc_int w, fc_int fn, fc_int kh, fc_int kw,
                                   fc_int ph, fc_int pw, int nthreads, double *dw)
@@ -261,8 +261,9 @@ def _status(int status):
 
 
 def conv2d(const real[:, :, :, ::1] x, const real[:, :, :, ::1] weight, bias,
-           fc_int ph, fc_int pw, int nthreads, real[:, :, :, ::1] out):
-    """Stride-1 correlation of x with weight (plus bias, an (FN,) array of x's dtype, or None)."""
+           fc_int ph, fc_int pw, bint relu, int nthreads, real[:, :, :, ::1] out):
+    """Stride-1 correlation of x with weight (plus bias, an (FN,) array of x's dtype, or
+    None), then max(., 0) when relu is true."""
     cdef fc_int n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
     cdef fc_int fn = weight.shape[0], kh = weight.shape[2], kw = weight.shape[3]
     cdef const real[::1] b
@@ -274,10 +275,10 @@ def conv2d(const real[:, :, :, ::1] x, const real[:, :, :, ::1] weight, bias,
     with nogil:
         if real is float:
             status = fc_conv2d_f32(&x[0, 0, 0, 0], n, c, h, w, &weight[0, 0, 0, 0], bp, fn,
-                                   kh, kw, ph, pw, nthreads, &out[0, 0, 0, 0])
+                                   kh, kw, ph, pw, relu, nthreads, &out[0, 0, 0, 0])
         else:
             status = fc_conv2d_f64(&x[0, 0, 0, 0], n, c, h, w, &weight[0, 0, 0, 0], bp, fn,
-                                   kh, kw, ph, pw, nthreads, &out[0, 0, 0, 0])
+                                   kh, kw, ph, pw, relu, nthreads, &out[0, 0, 0, 0])
     _status(status)
 
 

@@ -522,7 +522,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
 
 
 def conv2d_forward(x, weight, bias=None, stride=1, padding=0, *, ctx=None, keep=True,
-                   x_is_private=False):
+                   x_is_private=False, relu=False):
     """:func:`conv2d` that also returns the :class:`ConvContext` its backward needs.
 
     Pass the previous call's ``ctx`` back in to reuse its scratch memory.
@@ -530,8 +530,13 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, *, ctx=None, keep=
     that is a private copy of x (when x is the caller's array), so writes to x
     after this call cannot change the gradients. ``x_is_private`` promises
     that nobody writes to x before backward (a network's inner layers), and
-    skips that copy. Returns ``(out, ctx)``.
+    skips that copy. ``relu`` returns ``max(out, 0)`` instead (NaN kept, as
+    ``numpy.maximum``), written in the same pass on the direct plan; it is
+    for test-time prediction and needs ``keep=False``. Returns ``(out, ctx)``.
     """
+    if relu and keep:
+        raise ValueError("relu=True is for prediction: conv2d_backward has no ReLU; "
+                         "pass keep=False")
     original, x, w, b, win = _conv_inputs(x, weight, bias, stride, padding)
     ctx = ctx if ctx is not None else ConvContext()
     ctx.plan = conv_plan(x.shape, w.shape, x.dtype, win.stride, win.padding)
@@ -542,7 +547,7 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, *, ctx=None, keep=
     if ctx.plan == "direct":
         out = np.empty((n, fn, oh, ow), dtype=x.dtype)
         if out.size:
-            R.ext.conv2d(x, w, b, *win.padding, R.threads_for(out.size), out)
+            R.ext.conv2d(x, w, b, *win.padding, relu, R.threads_for(out.size), out)
         if keep:
             shared = isinstance(original, np.ndarray) and np.may_share_memory(x, original)
             ctx.x = x.copy() if shared and not x_is_private else x
@@ -567,6 +572,8 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, *, ctx=None, keep=
             np.add(nchw, b[:, None, None], out=out)
         else:
             out[...] = nchw
+    if relu:
+        np.maximum(out, 0, out=out)
     if keep:
         ctx.cols = cols
     return out, ctx
@@ -643,7 +650,7 @@ def _input_grad(plan, d, w, input_shape, win, ctx=None):
         flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
         dx = np.empty(input_shape, dtype=d.dtype)
         if dx.size:
-            R.ext.conv2d(d, flipped, None, *full, R.threads_for(dx.size), dx)
+            R.ext.conv2d(d, flipped, None, *full, False, R.threads_for(dx.size), dx)
         return dx
     w_mat = w.reshape(fn, -1)
     if plan == "rows":

@@ -334,7 +334,15 @@ class Net:
         return out
 
     def _forward(self, x, train_flg, keep):
-        for layer in self._sequence:
+        fused = None  # a ReLU already applied by the convolution before it
+        for i, layer in enumerate(self._sequence):
+            if layer is fused:
+                continue
+            if not keep and isinstance(layer, Convolution):
+                after = self._sequence[i + 1] if i + 1 < len(self._sequence) else None
+                fused = after if isinstance(after, Relu) else None
+                x = layer.infer(x, relu=fused is not None)
+                continue
             if not keep and hasattr(layer, "infer"):
                 x = layer.infer(x)
                 continue
