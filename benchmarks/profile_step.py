@@ -1,11 +1,15 @@
 """Where a training step's time goes: each layer's forward and backward, timed
-inside real steps (median over steps), plus the optimiser update.
+inside real steps (mean per step), plus the optimiser update.
 
     python benchmarks/profile_step.py DeepConvNet --threads 2 --steps 20 [--dtype float64]
     python benchmarks/profile_step.py SimpleConvNet --numpy-first
+    python benchmarks/profile_step.py DeepConvNet --predict 1000 [--backend numpy]
+
+With --predict N it times test-mode prediction of N images instead (Net.predict,
+which runs them in its own chunks), layer by layer.
 
 It prints the machine, date and thread count with the table. Timing every layer
-adds a little overhead; the "step" row is an untimed-layers step for comparison.
+adds a little overhead; "whole (median)" is the median of the timed steps (or predictions).
 """
 import argparse
 import sys
@@ -18,6 +22,9 @@ parser.add_argument("--batch", type=int, default=100)
 parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
 parser.add_argument("--numpy-first", action="store_true",
                     help="import numpy (and run one product) before fastconv")
+parser.add_argument("--predict", type=int, default=None, metavar="N",
+                    help="profile test-mode prediction of N images instead of a step")
+parser.add_argument("--backend", default="c", choices=["c", "numpy"])
 args = parser.parse_args()
 
 if args.numpy_first:
@@ -37,8 +44,9 @@ from fastconv import models as M
 from fastconv.optim import Adam
 
 F.set_num_threads(args.threads)
+F.set_backend(args.backend)
 rng = np.random.default_rng(0)
-x = rng.random((args.batch, 1, 28, 28)).astype(args.dtype)
+x = rng.random((args.predict or args.batch, 1, 28, 28)).astype(args.dtype)
 t = rng.integers(0, 10, args.batch)
 net = getattr(M, args.model)(seed=0, dtype=np.dtype(args.dtype))
 opt = Adam()
@@ -57,26 +65,38 @@ def timed(name, fn):
 for lname, layer in net.layers.items():
     layer.forward = timed(f"{lname} fwd", layer.forward)
     layer.backward = timed(f"{lname} bwd", layer.backward)
+    if hasattr(layer, "infer"):
+        layer.infer = timed(f"{lname} infer", layer.infer)
 opt.update = timed("Adam", opt.update)
+
+
+def work():
+    if args.predict:
+        net.predict(x)
+    else:
+        _, grads = net.loss_and_gradient(x, t)
+        opt.update(net.params, grads)
+
 
 step_times = []
 for i in range(args.steps + 3):
+    if i == 3:
+        times.clear()
     t0 = time.perf_counter()
-    _, grads = net.loss_and_gradient(x, t)
-    opt.update(net.params, grads)
+    work()
     if i >= 3:
         step_times.append(time.perf_counter() - t0)
-    else:
-        times.clear()
 
-print(f"{args.model} step, batch {args.batch}, {args.dtype}, {args.threads} threads, "
+what = f"predict of {args.predict} images" if args.predict else f"step, batch {args.batch}"
+print(f"{args.model} {what}, {args.dtype}, backend {args.backend}, {args.threads} threads, "
       f"{'numpy imported first' if args.numpy_first else 'fastconv imported first'}; "
       f"{datetime.datetime.now():%Y-%m-%d %H:%M}, {platform.processor() or platform.machine()}, "
       f"fastconv {fastconv.__version__}")
 total = 0.0
+calls = len(step_times)
 for name, v in times.items():
-    med = 1e3 * statistics.median(v)
+    med = 1e3 * sum(v) / calls  # per step or prediction (predict calls a layer per chunk)
     total += med
     print(f"  {name:14s} {med:8.2f} ms")
 print(f"  {'sum of parts':14s} {total:8.2f} ms")
-print(f"  {'step':14s} {1e3 * statistics.median(step_times):8.2f} ms")
+print(f"  {'whole (median)':14s} {1e3 * statistics.median(step_times):8.2f} ms")
