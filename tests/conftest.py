@@ -28,10 +28,30 @@ import fastconv  # noqa: E402
 from fastconv._runtime import force_parallel_split, last_team_size  # noqa: E402
 
 
-# The C backend at 1, 2 and 3 threads. Test inputs are small, so every call is
-# forced to split its work (grain 1); otherwise they would all run on one thread
-# and the oracle comparisons would never see the parallel code paths.
-THREAD_COUNTS = (1, 2, 3)
+# --- test profiles ---------------------------------------------------------------
+#
+# FASTCONV_TEST_PROFILE=emulated (set by scripts/test_wheel.sh for the aarch64
+# wheel, which runs under qemu-user, roughly 20-50x slower than native) keeps
+# every test file and test function, but runs less of each:
+# - the backend fixture runs numpy, c-1t and c-2t, not c-3t: the single-thread
+#   and the parallel code paths (and the team-size check) still run;
+# - hypothesis loads the "emulated" profile: derandomised as in CI, no
+#   deadline, and at most EMULATED_MAX_EXAMPLES examples per property test
+#   (tests that ask for more in their @settings are capped to it, see
+#   pytest_collection_modifyitems).
+# Nothing is skipped for emulation; the header names the profile in effect.
+TEST_PROFILE = os.environ.get("FASTCONV_TEST_PROFILE", "default")
+if TEST_PROFILE not in ("default", "emulated"):
+    raise pytest.UsageError(f"FASTCONV_TEST_PROFILE={TEST_PROFILE!r}: "
+                            "expected 'default' or 'emulated'")
+EMULATED = TEST_PROFILE == "emulated"
+EMULATED_MAX_EXAMPLES = 10
+
+# The C backend at 1, 2 and 3 threads (1 and 2 under emulation). Test inputs are
+# small, so every call is forced to split its work (grain 1); otherwise they
+# would all run on one thread and the oracle comparisons would never see the
+# parallel code paths.
+THREAD_COUNTS = (1, 2) if EMULATED else (1, 2, 3)
 _SETTINGS = [f"c-{n}t" for n in THREAD_COUNTS] + ["numpy"]
 
 
@@ -50,7 +70,7 @@ def running_on(setting):
 @pytest.fixture(params=_SETTINGS)
 def backend(request):
     """Run the test on the NumPy backend and on the C backend at 1, 2 and 3
-    threads; yields the backend's name. At 2 and 3 threads the test fails
+    threads (1 and 2 under the emulated profile); yields the backend's name. At 2 and 3 threads the test fails
     unless some kernel call really ran on a team of more than one thread."""
     with running_on(request.param) as (name, threads):
         yield name
@@ -83,10 +103,15 @@ def any_backend(request):
 
 def pytest_report_header(config):
     seed = getattr(config.option, "hypothesis_seed", None)
-    return (f"fastconv backends: {fastconv.available_backends()}, "
-            f"openmp: {fastconv.openmp_enabled()}, threads: {fastconv.get_num_threads()}, "
-            f"oracle tests at {THREAD_COUNTS} threads; hypothesis seed: "
-            f"{seed if seed is not None else 'random'}{' (CI, derandomised)' if _CI else ''}")
+    lines = [f"fastconv backends: {fastconv.available_backends()}, "
+             f"openmp: {fastconv.openmp_enabled()}, threads: {fastconv.get_num_threads()}, "
+             f"oracle tests at {THREAD_COUNTS} threads; hypothesis seed: "
+             f"{seed if seed is not None else 'random'}{' (CI, derandomised)' if _CI else ''}"]
+    if EMULATED:
+        lines.append(f"fastconv test profile: emulated (backend fixture: {_SETTINGS}; "
+                     f"hypothesis profile 'emulated': derandomised, at most "
+                     f"{EMULATED_MAX_EXAMPLES} examples per test, no deadline)")
+    return lines
 
 
 def pytest_collection_modifyitems(config, items):
@@ -96,6 +121,25 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "mnist_dir" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.mnist)
+        if EMULATED:
+            _cap_examples(item)
+
+
+def _cap_examples(item):
+    """Under the emulated profile: at most EMULATED_MAX_EXAMPLES examples for a
+    hypothesis test, whatever its @settings asks for. An explicit max_examples
+    overrides a loaded profile, hence this. It replaces the settings @given
+    keeps on the test (hypothesis' attribute, pinned in scripts/lock/test-*.txt);
+    if that attribute ever goes away the run fails here instead of silently
+    running the full counts."""
+    from hypothesis import settings
+    function = getattr(item, "function", None)
+    if not getattr(function, "is_hypothesis_test", False):
+        return
+    current = function._hypothesis_internal_use_settings
+    if current.max_examples > EMULATED_MAX_EXAMPLES:
+        function._hypothesis_internal_use_settings = settings(
+            current, max_examples=EMULATED_MAX_EXAMPLES)
 
 
 # --- CI: a missing oracle is a failure, not a skip ------------------------------
@@ -118,10 +162,14 @@ _CI_SEED = 20261130
 def pytest_configure(config):
     from hypothesis import settings
     settings.register_profile("ci", derandomize=True, print_blob=True)
-    if _CI:
+    settings.register_profile("emulated", derandomize=True, print_blob=True,
+                              max_examples=EMULATED_MAX_EXAMPLES, deadline=None)
+    if EMULATED:
+        settings.load_profile("emulated")
+    elif _CI:
         settings.load_profile("ci")
-        if getattr(config.option, "hypothesis_seed", None) is None:
-            config.option.hypothesis_seed = _CI_SEED
+    if _CI and getattr(config.option, "hypothesis_seed", None) is None:
+        config.option.hypothesis_seed = _CI_SEED
 
 
 def _skip_reason(report):
