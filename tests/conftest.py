@@ -185,7 +185,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         reasons[reason] = reasons.get(reason, 0) + 1
     terminalreporter.section("skip summary")
     terminalreporter.write_line(f"{len(skipped)} skipped; thread counts exercised by the "
-                                f"backend fixture: {THREAD_COUNTS}")
+                                f"backend fixture: {THREAD_COUNTS}; test profile: "
+                                f"{TEST_PROFILE}")
     for reason, count in sorted(reasons.items()):
         terminalreporter.write_line(f"{count:5}  {reason}")
     if _CI:
