@@ -114,6 +114,59 @@ def pytest_report_header(config):
     return lines
 
 
+# Tests that take minutes under qemu-user, measured on the aarch64 wheel
+# (scripts/test_wheel.sh deselects them there with -m "not emulation_heavy";
+# everywhere else they run). Each one trains a network, runs a whole command in
+# a child interpreter (every child starts qemu and imports numpy again), or runs
+# `fastconv bench`; none is an oracle comparison of a kernel that the rest of
+# the suite does not also make on small inputs. Keys are "file::test" (every
+# parametrisation) or fnmatch patterns on "file::test[params]".
+EMULATION_HEAVY = {
+    # one `fastconv bench --quick` shared by the four (~2 min under qemu)
+    "test_bench.py::test_quick_json_has_every_section_and_target": "fastconv bench --quick",
+    "test_bench.py::test_quick_figures_are_finite_and_positive": "fastconv bench --quick",
+    "test_bench.py::test_quick_kernel_copy_is_the_size_of_the_columns": "fastconv bench --quick",
+    "test_bench.py::test_quick_tables_have_a_row_per_json_row": "fastconv bench --quick",
+    # DeepConvNet on the book's pickles (~25 s each); SimpleConvNet's still run
+    "test_book_pickle.py::test_deep_convnet_gives_the_books_test_time_scores": "DeepConvNet",
+    "test_book_pickle.py::test_deep_convnet_gives_the_books_training_scores_too": "DeepConvNet",
+    # the book's scripts in a child interpreter: training, DeepConvNet (40-65 s each)
+    "test_book_scripts.py::test_train_convnet_runs_unchanged_and_prints_as_the_book": "trains",
+    "test_book_scripts.py::test_deep_convnet_scripts_give_fastconvs_converted_predictions":
+        "child DeepConvNet",
+    "test_book_scripts.py::test_float32_mode_trains_on_float32_and_keeps_the_books_arrays":
+        "trains",
+    # fastconv viz / train in child interpreters; test_cli's shared small_run
+    # (one fastconv train) and the tests on it still run
+    "test_checkpoint.py::test_png_written_by_viz_is_atomic": "child fastconv viz",
+    "test_cli.py::test_train_module_entry_point": "child fastconv train",
+    "test_cli.py::test_train_is_reproducible_and_seeded": "two fastconv train runs",
+    "test_cli.py::test_train_other_models": "fastconv train of lenet/deep/alexnet (up to 2.5 min)",
+    "test_cli.py::test_train_numpy_backend": "fastconv train",
+    "test_cli.py::test_train_cosine_schedule": "fastconv train",
+    "test_cli.py::test_train_presets_and_overrides": "three fastconv train runs",
+    "test_cli.py::test_train_cosine_steps_schedule": "fastconv train",
+    "test_cli.py::test_viz_writes_pictures": "fastconv viz",
+    "test_cli.py::test_train_on_a_full_disk_keeps_the_previous_run": "fastconv train",
+    "test_cli.py::test_ctrl_c_saves_a_checkpoint": "child fastconv train",
+    "test_export_modelcard.py::test_train_writes_a_full_card_and_the_folder_is_enough":
+        "fastconv train",
+    "test_predict.py::test_rerendered_digits_are_recognised_as_well_as_direct_ones": "trains",
+    # numerical gradients of the two large models; SimpleConvNet, LeNet and
+    # the batch-norm net still run on every backend setting
+    "test_models.py::test_gradient_matches_numerical_gradient[*-AlexNet]": "AlexNet",
+    "test_models.py::test_gradient_matches_numerical_gradient[*-DeepConvNet]": "DeepConvNet",
+}
+
+
+def _emulation_heavy(item):
+    import fnmatch
+    base = f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
+    full = f"{item.path.name}::{item.name}"
+    return any(key == base or fnmatch.fnmatchcase(full, key.replace("[", "[[]"))
+               for key in EMULATION_HEAVY)
+
+
 def pytest_collection_modifyitems(config, items):
     # Tests that read the real MNIST files carry the "mnist" marker, so a wheel
     # test run on a machine without ../shared can deselect them explicitly
@@ -121,6 +174,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "mnist_dir" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.mnist)
+        if _emulation_heavy(item):
+            item.add_marker(pytest.mark.emulation_heavy)
         if EMULATED:
             _cap_examples(item)
 
