@@ -10,6 +10,29 @@
 #   numpy and the other test dependencies are aarch64 wheels installed with
 #   pip --target --platform. Child processes (subprocess, multiprocessing)
 #   run through a wrapper that starts qemu again, set as sys.executable.
+#   The whole non-slow suite runs under FASTCONV_TEST_PROFILE=emulated
+#   (tests/conftest.py): every test file and function, but the backend fixture
+#   at numpy, c-1t and c-2t (not c-3t) and at most 10 hypothesis examples per
+#   property test, derandomised; emulation is ~20-50x slower than native.
+#   By default the tests marked emulation_heavy are deselected there too
+#   (-m "not slow and not emulation_heavy"): 30 tests that each take from
+#   ~15 s to ~2.5 min under qemu, listed with their reasons in
+#   tests/conftest.py (EMULATION_HEAVY):
+#     test_bench.py: the 4 tests on one `fastconv bench --quick` run;
+#     test_book_pickle.py: the 3 DeepConvNet ones (SimpleConvNet's still run);
+#     test_book_scripts.py: train_convnet_runs_unchanged, deep_convnet_scripts,
+#       float32_mode_trains (the book's scripts training in a child qemu);
+#     test_checkpoint.py: png_written_by_viz_is_atomic (fastconv viz);
+#     test_cli.py: train_module_entry_point, train_is_reproducible_and_seeded,
+#       train_other_models (3), train_numpy_backend, train_cosine_schedule,
+#       train_presets_and_overrides, train_cosine_steps_schedule,
+#       viz_writes_pictures, train_on_a_full_disk, ctrl_c_saves_a_checkpoint
+#       (whole training runs; the shared small_run training and the tests on
+#       it still run);
+#     test_export_modelcard.py: train_writes_a_full_card (fastconv train);
+#     test_predict.py: rerendered_digits_are_recognised (trains);
+#     test_models.py: gradient_matches_numerical_gradient of AlexNet and
+#       DeepConvNet (6; the other four models still run on every setting).
 # The test dependencies are pinned with hashes in scripts/lock/test-*.txt.
 # FASTCONV_EXPECT_OPENMP=bundled makes tests/test_config.py require OpenMP and
 # the libgomp bundled in the wheel.
@@ -18,7 +41,8 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 wheel="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 shift
 pytest_args=("$@")
-[[ ${#pytest_args[@]} -gt 0 ]] || pytest_args=(-m "not slow")
+explicit_args=${#pytest_args[@]}
+[[ $explicit_args -gt 0 ]] || pytest_args=(-m "not slow")
 cache="$repo/build/wheels"
 name=$(basename "$wheel")
 tag=$(cut -d- -f3 <<<"$name")            # cp311
@@ -73,6 +97,8 @@ PY
   printf '#!/bin/sh\nexec "%s" -m fastconv "$@"\n' "$work/shim/python" >"$work/shim/fastconv"
   chmod +x "$work/shim/fastconv"
   export QEMU_CPU=neoverse-n1
+  export FASTCONV_TEST_PROFILE="${FASTCONV_TEST_PROFILE:-emulated}"
+  [[ $explicit_args -gt 0 ]] || pytest_args=(-m "not slow and not emulation_heavy")
   export PYTHONPATH="$work/shim:$work/pkg:$site"
   export PATH="$work/shim:$PATH"
   run=("$work/shim/python")
@@ -81,7 +107,8 @@ fi
 cd "$work"   # outside the source tree: the installed wheel is what is tested
 echo "== $name"
 "${run[@]}" -c "import fastconv; fastconv.show_config()"
-# FASTCONV_WHEEL_TESTS: test files (relative to tests/) instead of the whole suite.
+# FASTCONV_WHEEL_TESTS: test files (relative to tests/) instead of the whole
+# suite, on either architecture.
 targets=("$repo/tests")
 if [[ -n "${FASTCONV_WHEEL_TESTS:-}" ]]; then
   targets=()

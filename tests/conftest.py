@@ -28,10 +28,30 @@ import fastconv  # noqa: E402
 from fastconv._runtime import force_parallel_split, last_team_size  # noqa: E402
 
 
-# The C backend at 1, 2 and 3 threads. Test inputs are small, so every call is
-# forced to split its work (grain 1); otherwise they would all run on one thread
-# and the oracle comparisons would never see the parallel code paths.
-THREAD_COUNTS = (1, 2, 3)
+# --- test profiles ---------------------------------------------------------------
+#
+# FASTCONV_TEST_PROFILE=emulated (set by scripts/test_wheel.sh for the aarch64
+# wheel, which runs under qemu-user, roughly 20-50x slower than native) keeps
+# every test file and test function, but runs less of each:
+# - the backend fixture runs numpy, c-1t and c-2t, not c-3t: the single-thread
+#   and the parallel code paths (and the team-size check) still run;
+# - hypothesis loads the "emulated" profile: derandomised as in CI, no
+#   deadline, and at most EMULATED_MAX_EXAMPLES examples per property test
+#   (tests that ask for more in their @settings are capped to it, see
+#   pytest_collection_modifyitems).
+# Nothing is skipped for emulation; the header names the profile in effect.
+TEST_PROFILE = os.environ.get("FASTCONV_TEST_PROFILE", "default")
+if TEST_PROFILE not in ("default", "emulated"):
+    raise pytest.UsageError(f"FASTCONV_TEST_PROFILE={TEST_PROFILE!r}: "
+                            "expected 'default' or 'emulated'")
+EMULATED = TEST_PROFILE == "emulated"
+EMULATED_MAX_EXAMPLES = 10
+
+# The C backend at 1, 2 and 3 threads (1 and 2 under emulation). Test inputs are
+# small, so every call is forced to split its work (grain 1); otherwise they
+# would all run on one thread and the oracle comparisons would never see the
+# parallel code paths.
+THREAD_COUNTS = (1, 2) if EMULATED else (1, 2, 3)
 _SETTINGS = [f"c-{n}t" for n in THREAD_COUNTS] + ["numpy"]
 
 
@@ -50,7 +70,7 @@ def running_on(setting):
 @pytest.fixture(params=_SETTINGS)
 def backend(request):
     """Run the test on the NumPy backend and on the C backend at 1, 2 and 3
-    threads; yields the backend's name. At 2 and 3 threads the test fails
+    threads (1 and 2 under the emulated profile); yields the backend's name. At 2 and 3 threads the test fails
     unless some kernel call really ran on a team of more than one thread."""
     with running_on(request.param) as (name, threads):
         yield name
@@ -83,10 +103,68 @@ def any_backend(request):
 
 def pytest_report_header(config):
     seed = getattr(config.option, "hypothesis_seed", None)
-    return (f"fastconv backends: {fastconv.available_backends()}, "
-            f"openmp: {fastconv.openmp_enabled()}, threads: {fastconv.get_num_threads()}, "
-            f"oracle tests at {THREAD_COUNTS} threads; hypothesis seed: "
-            f"{seed if seed is not None else 'random'}{' (CI, derandomised)' if _CI else ''}")
+    lines = [f"fastconv backends: {fastconv.available_backends()}, "
+             f"openmp: {fastconv.openmp_enabled()}, threads: {fastconv.get_num_threads()}, "
+             f"oracle tests at {THREAD_COUNTS} threads; hypothesis seed: "
+             f"{seed if seed is not None else 'random'}{' (CI, derandomised)' if _CI else ''}"]
+    if EMULATED:
+        lines.append(f"fastconv test profile: emulated (backend fixture: {_SETTINGS}; "
+                     f"hypothesis profile 'emulated': derandomised, at most "
+                     f"{EMULATED_MAX_EXAMPLES} examples per test, no deadline)")
+    return lines
+
+
+# Tests that take minutes under qemu-user, measured on the aarch64 wheel
+# (scripts/test_wheel.sh deselects them there with -m "not emulation_heavy";
+# everywhere else they run). Each one trains a network, runs a whole command in
+# a child interpreter (every child starts qemu and imports numpy again), or runs
+# `fastconv bench`; none is an oracle comparison of a kernel that the rest of
+# the suite does not also make on small inputs. Keys are "file::test" (every
+# parametrisation) or fnmatch patterns on "file::test[params]".
+EMULATION_HEAVY = {
+    # one `fastconv bench --quick` shared by the four (~2 min under qemu)
+    "test_bench.py::test_quick_json_has_every_section_and_target": "fastconv bench --quick",
+    "test_bench.py::test_quick_figures_are_finite_and_positive": "fastconv bench --quick",
+    "test_bench.py::test_quick_kernel_copy_is_the_size_of_the_columns": "fastconv bench --quick",
+    "test_bench.py::test_quick_tables_have_a_row_per_json_row": "fastconv bench --quick",
+    # DeepConvNet on the book's pickles (~25 s each); SimpleConvNet's still run
+    "test_book_pickle.py::test_deep_convnet_gives_the_books_test_time_scores": "DeepConvNet",
+    "test_book_pickle.py::test_deep_convnet_gives_the_books_training_scores_too": "DeepConvNet",
+    # the book's scripts in a child interpreter: training, DeepConvNet (40-65 s each)
+    "test_book_scripts.py::test_train_convnet_runs_unchanged_and_prints_as_the_book": "trains",
+    "test_book_scripts.py::test_deep_convnet_scripts_give_fastconvs_converted_predictions":
+        "child DeepConvNet",
+    "test_book_scripts.py::test_float32_mode_trains_on_float32_and_keeps_the_books_arrays":
+        "trains",
+    # fastconv viz / train in child interpreters; test_cli's shared small_run
+    # (one fastconv train) and the tests on it still run
+    "test_checkpoint.py::test_png_written_by_viz_is_atomic": "child fastconv viz",
+    "test_cli.py::test_train_module_entry_point": "child fastconv train",
+    "test_cli.py::test_train_is_reproducible_and_seeded": "two fastconv train runs",
+    "test_cli.py::test_train_other_models": "fastconv train of lenet/deep/alexnet (up to 2.5 min)",
+    "test_cli.py::test_train_numpy_backend": "fastconv train",
+    "test_cli.py::test_train_cosine_schedule": "fastconv train",
+    "test_cli.py::test_train_presets_and_overrides": "three fastconv train runs",
+    "test_cli.py::test_train_cosine_steps_schedule": "fastconv train",
+    "test_cli.py::test_viz_writes_pictures": "fastconv viz",
+    "test_cli.py::test_train_on_a_full_disk_keeps_the_previous_run": "fastconv train",
+    "test_cli.py::test_ctrl_c_saves_a_checkpoint": "child fastconv train",
+    "test_export_modelcard.py::test_train_writes_a_full_card_and_the_folder_is_enough":
+        "fastconv train",
+    "test_predict.py::test_rerendered_digits_are_recognised_as_well_as_direct_ones": "trains",
+    # numerical gradients of the two large models; SimpleConvNet, LeNet and
+    # the batch-norm net still run on every backend setting
+    "test_models.py::test_gradient_matches_numerical_gradient[*-AlexNet]": "AlexNet",
+    "test_models.py::test_gradient_matches_numerical_gradient[*-DeepConvNet]": "DeepConvNet",
+}
+
+
+def _emulation_heavy(item):
+    import fnmatch
+    base = f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
+    full = f"{item.path.name}::{item.name}"
+    return any(key == base or fnmatch.fnmatchcase(full, key.replace("[", "[[]"))
+               for key in EMULATION_HEAVY)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -96,6 +174,27 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "mnist_dir" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.mnist)
+        if _emulation_heavy(item):
+            item.add_marker(pytest.mark.emulation_heavy)
+        if EMULATED:
+            _cap_examples(item)
+
+
+def _cap_examples(item):
+    """Under the emulated profile: at most EMULATED_MAX_EXAMPLES examples for a
+    hypothesis test, whatever its @settings asks for. An explicit max_examples
+    overrides a loaded profile, hence this. It replaces the settings @given
+    keeps on the test (hypothesis' attribute, pinned in scripts/lock/test-*.txt);
+    if that attribute ever goes away the run fails here instead of silently
+    running the full counts."""
+    from hypothesis import settings
+    function = getattr(item, "function", None)
+    if not getattr(function, "is_hypothesis_test", False):
+        return
+    current = function._hypothesis_internal_use_settings
+    if current.max_examples > EMULATED_MAX_EXAMPLES:
+        function._hypothesis_internal_use_settings = settings(
+            current, max_examples=EMULATED_MAX_EXAMPLES)
 
 
 # --- CI: a missing oracle is a failure, not a skip ------------------------------
@@ -118,10 +217,14 @@ _CI_SEED = 20261130
 def pytest_configure(config):
     from hypothesis import settings
     settings.register_profile("ci", derandomize=True, print_blob=True)
-    if _CI:
+    settings.register_profile("emulated", derandomize=True, print_blob=True,
+                              max_examples=EMULATED_MAX_EXAMPLES, deadline=None)
+    if EMULATED:
+        settings.load_profile("emulated")
+    elif _CI:
         settings.load_profile("ci")
-        if getattr(config.option, "hypothesis_seed", None) is None:
-            config.option.hypothesis_seed = _CI_SEED
+    if _CI and getattr(config.option, "hypothesis_seed", None) is None:
+        config.option.hypothesis_seed = _CI_SEED
 
 
 def _skip_reason(report):
@@ -137,7 +240,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         reasons[reason] = reasons.get(reason, 0) + 1
     terminalreporter.section("skip summary")
     terminalreporter.write_line(f"{len(skipped)} skipped; thread counts exercised by the "
-                                f"backend fixture: {THREAD_COUNTS}")
+                                f"backend fixture: {THREAD_COUNTS}; test profile: "
+                                f"{TEST_PROFILE}")
     for reason, count in sorted(reasons.items()):
         terminalreporter.write_line(f"{count:5}  {reason}")
     if _CI:
