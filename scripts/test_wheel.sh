@@ -15,9 +15,10 @@
 #   at numpy, c-1t and c-2t (not c-3t) and at most 10 hypothesis examples per
 #   property test, derandomised; emulation is ~20-50x slower than native.
 #   By default the tests marked emulation_heavy are deselected there too
-#   (-m "not slow and not emulation_heavy"): 30 tests that each take from
-#   ~15 s to ~2.5 min under qemu, listed with their reasons in
-#   tests/conftest.py (EMULATION_HEAVY):
+#   (-m "not slow and not emulation_heavy"): tests that each take from
+#   ~15 s to ~2.5 min under qemu, or share a set-up that does, listed with
+#   their reasons in tests/conftest.py (EMULATION_HEAVY and
+#   EMULATION_HEAVY_FIXTURES):
 #     test_bench.py: the 4 tests on one `fastconv bench --quick` run;
 #     test_book_pickle.py: the 3 DeepConvNet ones (SimpleConvNet's still run);
 #     test_book_scripts.py: train_convnet_runs_unchanged, deep_convnet_scripts,
@@ -30,7 +31,11 @@
 #       (whole training runs; the shared small_run training and the tests on
 #       it still run);
 #     test_export_modelcard.py: train_writes_a_full_card (fastconv train);
-#     test_predict.py: rerendered_digits_are_recognised (trains);
+#     test_predict.py: every test on the module's `trained` net (one epoch on
+#       10,000 images: 160 s), rerendered_digits_are_recognised among them;
+#     test_export.py: every test on the module's `nets` (each model trained a
+#       few steps: 214 s; most of them need onnx or torch, absent on aarch64);
+#     test_cli.py: eval_confusion_matrix (64 s);
 #     test_models.py: gradient_matches_numerical_gradient of AlexNet and
 #       DeepConvNet (6; the other four models still run on every setting).
 # The test dependencies are pinned with hashes in scripts/lock/test-*.txt.
