@@ -25,8 +25,8 @@
 #       float32_mode_trains (the book's scripts training in a child qemu);
 #     test_checkpoint.py: png_written_by_viz_is_atomic (fastconv viz);
 #     test_cli.py: train_module_entry_point, train_is_reproducible_and_seeded,
-#       train_other_models (3), train_numpy_backend, train_cosine_schedule,
-#       train_presets_and_overrides, train_cosine_steps_schedule,
+#       train_other_models (3), train_numpy_backend, train_cosine_schedules (2),
+#       train_presets_and_overrides,
 #       viz_writes_pictures, train_on_a_full_disk, ctrl_c_saves_a_checkpoint
 #       (whole training runs; the shared small_run training and the tests on
 #       it still run);

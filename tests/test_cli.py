@@ -255,14 +255,21 @@ def test_train_numpy_backend(mnist_dir, tmp_path):
     assert len(summary["history"]) == 1 and math.isfinite(summary["history"][0]["loss"])
 
 
-def test_train_cosine_schedule(mnist_dir, tmp_path):
-    out = tmp_path / "cos"
-    status, _, err = train(out, mnist_dir, "--limit", "100", "--epochs", "3", "--batch-size",
-                           "50", "--lr", "0.004", "--lr-schedule", "cosine", "--quiet")
+@pytest.mark.parametrize("schedule, epochs, batch, expected", [
+    # 100 images in batches of 50, 3 epochs: epoch e (from 1) trains with
+    # 0.004 * (1 + cos(pi * (e - 1) / 3)) / 2.
+    ("cosine", "3", "50", [0.004, 0.003, 0.001]),
+    # Batches of 25, 2 epochs: 8 updates; recorded after each epoch's last
+    # update is the rate set for the next one.
+    ("cosine-steps", "2", "25", [0.002, 0.0]),
+])
+def test_train_cosine_schedules(mnist_dir, tmp_path, schedule, epochs, batch, expected):
+    out = tmp_path / schedule
+    status, _, err = train(out, mnist_dir, "--limit", "100", "--epochs", epochs, "--batch-size",
+                           batch, "--lr", "0.004", "--lr-schedule", schedule, "--quiet")
     assert status == 0, err
     lrs = [r["lr"] for r in json.loads((out / "history.json").read_text())["history"]]
-    # Epoch e (from 1) trains with 0.004 * (1 + cos(pi * (e - 1) / 3)) / 2.
-    assert lrs == pytest.approx([0.004, 0.003, 0.001], rel=1e-12)
+    assert lrs == pytest.approx(expected, rel=1e-12, abs=1e-15)
 
 
 def test_train_presets_and_overrides(mnist_dir, tmp_path):
@@ -285,17 +292,6 @@ def test_train_presets_and_overrides(mnist_dir, tmp_path):
         assert fast[key] == PRESETS["fast"][key], key
     assert (overridden["epochs"], overridden["augment"], overridden["lr"]) == (1, 0, 0.002)
     assert overridden["lr_schedule"] == "cosine-steps" and overridden["init"] == "he"
-
-
-def test_train_cosine_steps_schedule(mnist_dir, tmp_path):
-    out = tmp_path / "cos-steps"
-    # 100 images in batches of 25: 4 updates per epoch, 8 in all.
-    status, _, err = train(out, mnist_dir, "--limit", "100", "--epochs", "2", "--batch-size",
-                           "25", "--lr", "0.004", "--lr-schedule", "cosine-steps", "--quiet")
-    assert status == 0, err
-    lrs = [r["lr"] for r in json.loads((out / "history.json").read_text())["history"]]
-    # Recorded after each epoch's last update: the rate set for the next one.
-    assert lrs == pytest.approx([0.002, 0.0], abs=1e-15)
 
 
 def test_cosine_lr_values_and_errors():

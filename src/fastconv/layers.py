@@ -90,11 +90,15 @@ class Convolution:
         self._ctx = None
         self._infer_ctx = None
 
-    def forward(self, x):
+    def _input(self, x):
         c = self.W.shape[1]
         x = _as_float(x, self.W.dtype)
         if x.ndim != 4 or x.shape[1] != c:
             raise ValueError(f"Convolution expects x of shape (N, {c}, H, W), got {x.shape}")
+        return x
+
+    def forward(self, x):
+        x = self._input(x)
         out, self._ctx = F.conv2d_forward(x, self.W, self.b, self.stride, self.pad,
                                           ctx=self._ctx, x_is_private=self.input_is_private)
         return out
@@ -103,10 +107,7 @@ class Convolution:
         """``forward`` that keeps nothing for backward (test-time prediction);
         its scratch memory is its own, so a pending backward is not disturbed.
         ``relu`` applies the ReLU that follows in the same pass."""
-        c = self.W.shape[1]
-        x = _as_float(x, self.W.dtype)
-        if x.ndim != 4 or x.shape[1] != c:
-            raise ValueError(f"Convolution expects x of shape (N, {c}, H, W), got {x.shape}")
+        x = self._input(x)
         out, self._infer_ctx = F.conv2d_forward(x, self.W, self.b, self.stride, self.pad,
                                                 ctx=self._infer_ctx, keep=False, relu=relu)
         return out
