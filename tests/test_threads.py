@@ -194,6 +194,119 @@ def test_forked_child_after_parallel_parent_finishes():
     assert proc.stdout.split() == ["child", "0", "parent", "4", "True"]
 
 
+# Each step of the child asks for threads again, the ways a user would; each
+# is a parallel region that libgomp would never finish after the parent's.
+FORK_ASKS_AGAIN = """
+    import os, sys, warnings
+    import numpy as np
+    import fastconv
+    from fastconv._runtime import last_team_size
+
+    x = np.random.default_rng(0).standard_normal((16, 8, 40, 40))
+    def work():
+        return fastconv.col2im(fastconv.im2col(x, 3, 3, pad=1), x.shape, 3, 3, pad=1)
+    fastconv.set_num_threads(2)
+    last_team_size(reset=True)
+    want = work()
+    assert last_team_size() == 2, "the parent must really have run a team of two"
+
+    def child(depth):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fastconv.set_num_threads(2)
+            first = fastconv.get_num_threads()
+            a = work()
+            fastconv.set_num_threads(None)
+            with fastconv.use_num_threads(3):
+                inside = fastconv.get_num_threads()
+                b = work()
+        messages = [str(w.message) for w in caught if w.category is RuntimeWarning]
+        assert len(messages) == 2, messages
+        assert all("spawn" in m and "forkserver" in m for m in messages), messages
+        assert (first, inside, fastconv.get_num_threads()) == (1, 1, 1)
+        assert fastconv.fork_limits_threads()
+        assert np.array_equal(a, want) and np.array_equal(b, want)
+        if depth == 1:  # a grandchild, forked from this child
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    child(2)
+                except BaseException as exc:
+                    print("grandchild:", repr(exc), file=sys.stderr, flush=True)
+                    os._exit(3)
+                os._exit(0)
+            _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0, "grandchild failed"
+
+    pid = os.fork()
+    if pid == 0:
+        try:
+            child(1)
+        except BaseException as exc:
+            print("child:", repr(exc), file=sys.stderr, flush=True)
+            os._exit(3)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert not fastconv.fork_limits_threads()
+    print("child", os.waitstatus_to_exitcode(status), fastconv.get_num_threads())
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_forked_child_asking_for_threads_again_does_not_hang():
+    # Before the fix the child's set_num_threads(2) was honoured and its first
+    # kernel hung in libgomp: here a TimeoutExpired.
+    try:
+        proc = run_python(FORK_ASKS_AGAIN, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("a forked child that asked for threads again hung")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["child", "0", "2"], proc.stderr
+
+
+POOL_INITIALIZER = """
+    import multiprocessing as mp
+    import warnings
+    import numpy as np
+    import fastconv
+
+    def init(n):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fastconv.set_num_threads(n)
+
+    def job(seed):
+        x = np.random.default_rng(seed).standard_normal((16, 8, 40, 40))
+        got = fastconv.col2im(fastconv.im2col(x, 3, 3, pad=1), x.shape, 3, 3, pad=1)
+        return fastconv.get_num_threads(), fastconv.fork_limits_threads(), float(got.sum())
+
+    if __name__ == "__main__":
+        fastconv.set_num_threads(2)
+        want = [job(s)[2] for s in range(4)]
+        for method in ("fork", "spawn", "forkserver"):
+            with mp.get_context(method).Pool(2, initializer=init, initargs=(2,)) as pool:
+                results = pool.map(job, range(4))
+            assert [r[2] for r in results] == want, method
+            print(method, sorted({(r[0], r[1]) for r in results}))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="all three start methods exist on Linux")
+def test_pool_initializer_asking_for_threads(tmp_path):
+    # fork workers stay at one thread (and finish); spawn and forkserver
+    # workers get the two threads they asked for.
+    script = tmp_path / "pools.py"
+    script.write_text(textwrap.dedent(POOL_INITIALIZER))
+    try:
+        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                              timeout=180)
+    except subprocess.TimeoutExpired:
+        pytest.fail("a pool whose initializer asks for threads hung")
+    assert proc.returncode == 0, proc.stderr
+    two = "[(2, False)]" if fastconv.openmp_enabled() else "[(1, False)]"
+    assert proc.stdout.splitlines() == ["fork [(1, True)]", f"spawn {two}",
+                                        f"forkserver {two}"], proc.stdout
+
+
 POOL_SCRIPT = """
     import multiprocessing as mp
     import numpy as np

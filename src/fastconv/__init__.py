@@ -18,6 +18,7 @@ from .functional import (
     conv2d_input_grad,
     conv2d_weight_grad,
     fold,
+    fork_limits_threads,
     get_backend,
     get_num_threads,
     im2col,
@@ -55,6 +56,7 @@ __all__ = [
     # backends and threads
     "set_backend", "get_backend", "use_backend", "available_backends",
     "set_num_threads", "get_num_threads", "use_num_threads", "openmp_enabled",
+    "fork_limits_threads",
     # layers
     "Convolution", "Pooling", "Relu", "Sigmoid", "Affine", "SoftmaxWithLoss", "Dropout",
     "BatchNormalization", "LRN",

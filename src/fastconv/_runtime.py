@@ -52,6 +52,7 @@ with _environment_while_loading(_LOAD_TIME_DEFAULTS):
 __all__ = [
     "ext", "BACKENDS", "available_backends", "set_backend", "get_backend", "use_backend",
     "use_c", "openmp_enabled", "set_num_threads", "get_num_threads", "use_num_threads",
+    "fork_limits_threads",
     "max_threads_allowed", "threads_for", "force_parallel_split", "last_team_size",
     "blas_single_thread",
     "WAIT_POLICY_SET_HERE", "NUMPY_LOADED_BEFORE",
@@ -127,21 +128,34 @@ def use_c():
 
 _num_threads = None      # None: follow OpenMP (OMP_NUM_THREADS, threadpoolctl)
 _forked = False          # are we a fork()ed child that has not chosen a count?
+_fork_unsafe = False     # a fork()ed child: may libgomp's pool be gone here?
 
 
 def _after_fork_in_child():
     # libgomp's worker pool does not survive fork(), and a child that opens a
     # parallel region after anyone in the parent (fastconv, torch, any library
-    # sharing libgomp) used one waits forever. We cannot see what other
-    # libraries did, so every forked child runs single-threaded until it sets
-    # a thread count itself.
-    global _forked, _num_threads
-    _forked, _num_threads = True, None
+    # sharing libgomp) used one waits forever, with no way back. We cannot see
+    # what other libraries did, so every forked child (and its own children)
+    # runs single-threaded for good.
+    global _forked, _num_threads, _fork_unsafe
+    _forked, _num_threads, _fork_unsafe = True, None, True
     _reset_blas_state_after_fork()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def fork_limits_threads():
+    """True in a process started by ``fork()`` (or descended from one by fork).
+
+    There libgomp (the OpenMP runtime of GCC builds) would wait forever for
+    the parent's worker threads, which the fork did not copy, so fastconv's
+    kernels run on one thread and :func:`set_num_threads` keeps them there.
+    Processes started with multiprocessing's ``spawn`` or ``forkserver``
+    methods have no such limit.
+    """
+    return _fork_unsafe
 
 
 def openmp_enabled():
@@ -165,7 +179,9 @@ def set_num_threads(n):
     back to the default, which reads ``omp_get_max_threads()`` at every call
     and so honours ``OMP_NUM_THREADS`` and ``threadpoolctl.threadpool_limits``.
     Results never depend on it. In a child made by ``fork()`` the default is
-    1 thread; calling this there is the child's own choice.
+    1 thread and stays so (:func:`fork_limits_threads`): more would hang in
+    libgomp if anyone in the parent had run a parallel region, so a request
+    for more warns (RuntimeWarning) and leaves the count at 1.
     """
     global _num_threads, _forked
     if n is not None:
@@ -181,6 +197,15 @@ def set_num_threads(n):
         if n > limit:
             raise ValueError(f"n must be at most {limit} (OpenMP's thread limit, and 16 "
                              f"per CPU), got {n}")
+        if n > 1 and _fork_unsafe:
+            warnings.warn(
+                f"fastconv stays at 1 thread (asked for {n}): this process was started by "
+                f"fork(), and OpenMP (libgomp) waits forever here for worker threads that a "
+                f"parallel region in the parent left behind and fork did not copy. Start "
+                f"workers with multiprocessing's 'spawn' or 'forkserver' method to use "
+                f"several threads in each.",
+                RuntimeWarning, stacklevel=2)
+            n = 1
         _forked = False
     _num_threads = n
 
@@ -191,7 +216,7 @@ def get_num_threads():
         return 1
     if _num_threads is not None:
         return _num_threads
-    if _forked:
+    if _forked or _fork_unsafe:
         return 1
     return max(1, ext.max_threads())
 

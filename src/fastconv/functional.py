@@ -20,8 +20,9 @@ from . import _runtime as R
 from . import _validate as V
 from . import reference as _ref
 from ._geometry import Window, pair
-from ._runtime import (available_backends, get_backend, get_num_threads, openmp_enabled,
-                       set_backend, set_num_threads, use_backend, use_num_threads)
+from ._runtime import (available_backends, fork_limits_threads, get_backend, get_num_threads,
+                       openmp_enabled, set_backend, set_num_threads, use_backend,
+                       use_num_threads)
 
 __all__ = [
     "im2col", "col2im", "unfold", "fold",
@@ -30,6 +31,7 @@ __all__ = [
     "conv2d_forward", "conv2d_backward", "ConvContext", "adam_update", "matmul",
     "set_backend", "get_backend", "use_backend", "available_backends",
     "set_num_threads", "get_num_threads", "use_num_threads", "openmp_enabled",
+    "fork_limits_threads",
 ]
 
 _BOOK_NAMES = ("filter_h/filter_w", "stride", "pad", "dilation")
