@@ -46,6 +46,9 @@ SMALL = ("--limit", "500", "--epochs", "2", "--batch-size", "50",
          "--threads", "2", "--backend", "c" if HAS_C else "numpy")
 
 
+TOO_MANY_THREADS = fastconv._runtime.max_threads_allowed() + 1
+
+
 def _closed_port_url():
     """A localhost URL nothing listens on: a download from it is refused at once."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -481,6 +484,13 @@ BAD_RUNS = [
      2, ["--dtype"]),
     ("train-threads-zero", lambda t, p: ["train", "--threads", "0", "--out", t / "out"],
      2, ["--threads"]),
+    # More threads than set_num_threads accepts: a usage error (it was exit 1).
+    ("train-threads-too-many", lambda t, p: ["train", "--threads", str(TOO_MANY_THREADS),
+                                             "--out", t / "out"], 2, ["--threads"]),
+    ("eval-threads-too-many", lambda t, p: ["eval", "--params", p, "--threads",
+                                            str(TOO_MANY_THREADS)], 2, ["--threads"]),
+    ("bench-threads-too-many", lambda t, p: ["bench", "--quick", "--threads",
+                                             str(TOO_MANY_THREADS)], 2, ["--threads"]),
     ("train-out-proc", lambda t, p: ["train", "--out", "/proc"], 1, ["/proc"]),
     ("train-out-proc-child", lambda t, p: ["train", "--out", PROC_CHILD], 1, [PROC_CHILD]),
     ("train-out-is-a-file", lambda t, p: ["train", "--out", _a_file(t)], 1, ["a-file"]),
@@ -508,6 +518,17 @@ BAD_RUNS = [
     ("no-command", lambda t, p: [], 2, []),
     ("unknown-command", lambda t, p: ["fly"], 2, ["fly"]),
 ]
+
+
+def test_help_names_only_the_defaults_a_command_has():
+    # train writes a model card, it never reads one beside --params.
+    for command, reads_card in [("train", False), ("eval", True), ("viz", True),
+                                ("predict", True), ("export", True)]:
+        with pytest.raises(SystemExit), contextlib.redirect_stdout(io.StringIO()) as out:
+            cli.build_parser().parse_args([command, "--help"])
+        text = " ".join(out.getvalue().split())
+        assert ("model.json beside --params" in text) == reads_card, (command, text)
+        assert "--params" in text or not reads_card
 
 
 def _must_not_run(*args, **kwargs):

@@ -7,7 +7,8 @@ exit status 2) naming the option.
 import argparse
 import math
 
-__all__ = ["number", "positive_int", "non_negative_int", "positive_float", "int_in_range"]
+__all__ = ["number", "positive_int", "non_negative_int", "positive_float", "int_in_range",
+           "thread_count"]
 
 
 def number(convert, accept, what):
@@ -34,3 +35,11 @@ def int_in_range(low, high):
 non_negative_int = number(int, lambda v: v >= 0, "a non-negative integer")
 positive_int = number(int, lambda v: v >= 1, "a positive integer")
 positive_float = number(float, lambda v: v > 0 and math.isfinite(v), "a positive number")
+
+
+def thread_count(text):
+    """An argparse type for ``--threads``: a positive integer that
+    :func:`fastconv.set_num_threads` accepts on this machine."""
+    from ._runtime import max_threads_allowed
+    limit = max_threads_allowed()
+    return int_in_range(1, limit)(text)

@@ -812,6 +812,11 @@ def _positive(text):
     return _positive_int(text)
 
 
+def _thread_count(text):
+    from ._cli_types import thread_count
+    return thread_count(text)
+
+
 SECTIONS = ("kernels", "training", "float64", "forward", "inference", "commands")
 
 
@@ -820,7 +825,7 @@ def add_arguments(parser):
                         help="dtype of the kernel table (the other sections fix their own)")
     parser.add_argument("--repeats", type=_positive, default=7,
                         help="timed runs per figure (median)")
-    parser.add_argument("--threads", type=_positive, default=None,
+    parser.add_argument("--threads", type=_thread_count, default=None,
                         help="thread count for the multi-threaded columns (default: all cores)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny shapes and one round, to check that the harness runs")

@@ -22,7 +22,8 @@ import time
 
 import numpy as np
 
-from ._cli_types import int_in_range, non_negative_int, positive_float, positive_int
+from ._cli_types import (int_in_range, non_negative_int, positive_float, positive_int,
+                         thread_count)
 from .checkpoint import CheckpointError, atomic_path, atomic_write
 from .models import MODEL_NAMES, Net, make_model
 
@@ -70,15 +71,18 @@ def _add_common(p):
                    help="fail instead of downloading when the data folder lacks MNIST")
     p.add_argument("--backend", choices=["c", "numpy"], default=None,
                    help="kernel backend (default: c, or $FASTCONV_BACKEND)")
-    p.add_argument("--threads", type=positive_int, default=None,
-                   help="kernel threads (default: all cores, or $OMP_NUM_THREADS)")
+    p.add_argument("--threads", type=thread_count, default=None,
+                   help="kernel threads, at most OpenMP's thread limit and 16 per CPU "
+                        "(default: all cores, or $OMP_NUM_THREADS)")
 
 
-def _add_model(p, default="simple"):
+def _add_model(p, *, card=True):
+    """--model and --dtype; ``card``: the command reads a model card beside --params."""
+    beside = "the model.json beside --params, else " if card else ""
     p.add_argument("--model", choices=MODELS, default=None,
-                   help=f"network (default: the model.json beside --params, else {default})")
+                   help=f"network (default: {beside}simple)")
     p.add_argument("--dtype", choices=["float32", "float64"], default=None,
-                   help="float32 (default) or float64")
+                   help=f"float32 or float64 (default: {beside}float32)")
 
 
 def build_parser():
@@ -92,7 +96,7 @@ def build_parser():
 
     p = sub.add_parser("train", help="train a network on MNIST (default: the book's "
                                      "SimpleConvNet recipe)")
-    _add_model(p)
+    _add_model(p, card=False)
     p.add_argument("--preset", choices=sorted(PRESETS), default="book",
                    help="a training recipe: 'book' (the book's: 20 epochs of Adam at lr "
                         "0.001, no augmentation) or 'fast' (3 epochs, He weights, Adam at lr "
