@@ -19,6 +19,9 @@
 #endif
 
 static int fc_force_baseline = 0;
+/* FASTCONV_ISA: the highest instruction set the user allows (0 baseline,
+ * 1 AVX2); the tests' force_baseline comes on top of it. */
+static int fc_isa_cap = 1 << 30;
 
 #if FC_HAVE_DIRECT
 
@@ -53,7 +56,7 @@ typedef double fc_v4du __attribute__((vector_size(32), aligned(8), may_alias));
 
 static int fc_use_avx2(void) {
 #if FC_HAVE_AVX2_CLONE
-  if (fc_force_baseline) return 0;
+  if (fc_force_baseline || fc_isa_cap < 1) return 0;
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
@@ -142,3 +145,5 @@ const char *fc_conv_isa(void) {
 }
 
 void fc_conv_force_baseline(int on) { fc_force_baseline = on != 0; }
+
+void fc_conv_cap_isa(int level) { fc_isa_cap = level; }

@@ -77,6 +77,8 @@ FC_DECLARE(double, f64)
 int fc_conv_available(void);
 const char *fc_conv_isa(void);
 void fc_conv_force_baseline(int on);
+/* The highest instruction set the direct kernels may use: 0 baseline, 1 AVX2. */
+void fc_conv_cap_isa(int level);
 #define FC_DECLARE_DIRECT(T, S)                                                             \
   int fc_conv2d_##S(const T *x, fc_int n, fc_int c, fc_int h, fc_int w, const T *weight,    \
                     const T *bias, fc_int fn, fc_int kernel_h, fc_int kernel_w,             \

@@ -11,6 +11,7 @@ import io
 import os
 import pathlib
 import platform
+import subprocess
 import sys
 
 import numpy as np
@@ -76,6 +77,8 @@ def test_direct_kernel_isa_is_the_intended_one():
         if flags is None:
             pytest.skip("no /proc/cpuinfo to read the CPU's features from")
         expected = "avx2" if {"avx2", "fma"} <= flags else "baseline"
+        if os.environ.get("FASTCONV_ISA", "").strip().lower() == "baseline":
+            expected = "baseline"  # the cap the user (or CI's second run) chose
     elif machine in ("aarch64", "arm64"):
         expected = "baseline"   # one build, NEON through the vector extensions
     else:
@@ -141,3 +144,26 @@ def test_cli_names_the_extra_when_plot_libraries_are_missing(monkeypatch, capsys
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
     assert missing in err and "pip install 'fastconv[cli]'" in err
+
+
+@needs_ext
+@pytest.mark.parametrize("value, isa", [("baseline", "baseline"), (" AVX2 ", None),
+                                        ("avx512", None), ("sse9", None)])
+def test_fastconv_isa_caps_the_direct_kernels(value, isa):
+    code = ("import warnings; warnings.simplefilter('always')\n"
+            "import fastconv, fastconv._ext as e\n"
+            "cfg = fastconv.build_config()\n"
+            "print(cfg['isa'], cfg['isa_cap'])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "FASTCONV_ISA": value})
+    assert proc.returncode == 0, proc.stderr
+    got_isa, got_cap = proc.stdout.split()
+    native = fastconv.build_config()["isa"] if os.environ.get("FASTCONV_ISA") is None else None
+    if value == "sse9":
+        assert got_cap == "None" and "FASTCONV_ISA must be one of" in proc.stderr
+    else:
+        assert got_cap == value.strip().lower() and not proc.stderr
+    if isa is not None:
+        assert got_isa == isa
+    elif native is not None:
+        assert got_isa == native  # a cap at or above the CPU's best changes nothing

@@ -7,6 +7,7 @@ import platform
 import sys
 import warnings
 
+from . import _runtime
 from . import functional as _functional
 
 try:
@@ -44,6 +45,7 @@ def build_config():
     and ``blas`` (loaded libraries as threadpoolctl reports them: prefix, version,
     filepath, ...), ``direct_conv`` (the direct convolution is compiled in), ``isa``
     (its instruction set chosen on this CPU: "avx2", "baseline" or "none"),
+    ``isa_cap`` (the ``FASTCONV_ISA`` setting, or None),
     ``threads`` (``get_num_threads()``) and ``backend``.
     """
     from . import __version__
@@ -54,7 +56,7 @@ def build_config():
         "machine": f"{sys.platform} {platform.machine()}",
         "extension": None, "compiler": None, "target": None,
         "openmp": False, "openmp_spec": 0, "openmp_libs": [],
-        "direct_conv": False, "isa": "none",
+        "direct_conv": False, "isa": "none", "isa_cap": _runtime.isa_cap(),
     }
     if _ext is not None:
         cfg.update(_ext.build_info())
@@ -96,7 +98,9 @@ def show_config(file=None):
         ("compiler", f"{cfg['compiler']} for {cfg['target']}" if cfg["compiler"] else "n/a"),
         ("openmp", openmp),
         ("openmp runtime", _describe(cfg["openmp_runtime"], "prefix")),
-        ("direct conv ISA", cfg["isa"] if cfg["direct_conv"] else "none (not compiled in)"),
+        ("direct conv ISA", (cfg["isa"] + (f" (FASTCONV_ISA={cfg['isa_cap']})"
+                                           if cfg.get("isa_cap") else ""))
+         if cfg["direct_conv"] else "none (not compiled in)"),
         ("threads", cfg["threads"]),
         ("backend", cfg["backend"]),
         ("numpy BLAS", _describe(cfg["blas"], "internal_api")),

@@ -74,6 +74,7 @@ cdef extern from "fastconv.h" nogil:
     int fc_conv_available()
     const char *fc_conv_isa()
     void fc_conv_force_baseline(int on)
+    void fc_conv_cap_isa(int level)
     int fc_conv2d_f32(const float *x, fc_int n, fc_int c, fc_int h, fc_int w,
                       const float *weight, const float *bias, fc_int fn, fc_int kh, fc_int kw,
                       fc_int ph, fc_int pw, int relu, int nthreads, float *out)
@@ -251,6 +252,11 @@ def conv_isa():
 def conv_force_baseline(bint on):
     """Make the direct convolution use its baseline build even where AVX2 exists (tests)."""
     fc_conv_force_baseline(on)
+
+
+def conv_cap_isa(int level):
+    """The highest instruction set the direct convolution may use (0 baseline, 1 AVX2)."""
+    fc_conv_cap_isa(level)
 
 
 def _status(int status):

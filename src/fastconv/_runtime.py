@@ -52,7 +52,7 @@ with _environment_while_loading(_LOAD_TIME_DEFAULTS):
 __all__ = [
     "ext", "BACKENDS", "available_backends", "set_backend", "get_backend", "use_backend",
     "use_c", "openmp_enabled", "set_num_threads", "get_num_threads", "use_num_threads",
-    "fork_limits_threads",
+    "fork_limits_threads", "ISAS", "isa_cap",
     "max_threads_allowed", "threads_for", "force_parallel_split", "last_team_size",
     "blas_single_thread",
     "WAIT_POLICY_SET_HERE", "NUMPY_LOADED_BEFORE",
@@ -81,6 +81,34 @@ def _initial_backend():
 
 
 _backend = _initial_backend()
+
+
+# --- instruction sets -------------------------------------------------------------
+
+ISAS = ("baseline", "avx2", "avx512")
+
+
+def _initial_isa_cap():
+    # FASTCONV_ISA caps what the direct kernels may use; the best build the
+    # CPU runs below the cap is chosen (tests and benchmarks compare builds).
+    name = os.environ.get("FASTCONV_ISA", "").strip().lower()
+    if not name:
+        return None
+    if name not in ISAS:
+        warnings.warn(f"FASTCONV_ISA must be one of {ISAS}, got {name!r}; ignored",
+                      RuntimeWarning, stacklevel=2)
+        return None
+    if ext is not None:
+        ext.conv_cap_isa(ISAS.index(name))
+    return name
+
+
+_isa_cap = _initial_isa_cap()
+
+
+def isa_cap():
+    """The instruction set ``FASTCONV_ISA`` caps the kernels at, or None."""
+    return _isa_cap
 
 
 def available_backends():
