@@ -26,7 +26,7 @@ MUTANTS = [
      "b * block + block < size ? b * block + block : size - (nthreads > 1),",
      ["tests/test_optim_trainer.py", "-k", "adam_kernel"]),
     ("direct conv2d output one ulp off on more than one thread",
-     "csrc/conv_direct.c",
+     "csrc/conv_direct_driver.h",
      "  free(wpack);\n  return failed ? -1 : 0;",
      "  if (nthreads > 1 && n > 0) { uint32_t u_; memcpy(&u_, out, 4); u_++; "
      "memcpy(out, &u_, 4); }\n"
@@ -47,6 +47,16 @@ MUTANTS = [
      "        db = d.sum(axis=(0, 2, 3))\n        dw = _weight_grad_direct_or_patches",
      "        db = d.mean(axis=(0, 2, 3))\n        dw = _weight_grad_direct_or_patches",
      ["tests/test_conv.py", "-k", "direct_layer_gradients"]),
+    ("FASTCONV_ISA=baseline ignored by the direct kernels",
+     "csrc/conv_direct.c",
+     "if (fc_force_baseline || fc_isa_cap < 1) return 0;",
+     "if (fc_force_baseline) return 0;",
+     ["tests/test_config.py", "-k", "fastconv_isa"]),
+    ("a fork child's set_num_threads(2) honoured (libgomp then hangs)",
+     "src/fastconv/_runtime.py",
+     "if n > 1 and _fork_unsafe:",
+     "if n > 1 and not _fork_unsafe:",
+     ["tests/test_threads.py", "-k", "asking_for_threads"]),
 ]
 
 
