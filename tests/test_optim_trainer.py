@@ -1,6 +1,9 @@
 """Optimisers against hand-written update rules (and torch.optim), the Trainer's
 bookkeeping with a spy network, and a short real training run."""
+import importlib.util
+import shutil
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -166,6 +169,159 @@ def test_optimizers_match_torch(name):
         p.grad = torch.tensor(g)
         theirs.step()
     np.testing.assert_allclose(params["p"], p.detach().numpy(), rtol=1e-12)
+
+
+# --- against the book's own common/optimizer.py -----------------------------------------
+#
+# The book's optimisers take whatever numbers a dict holds: ch06/optimizer_compare_naive.py
+# optimises two Python floats. Its code is the oracle here, imported from a copy of
+# ../shared/book (test data: read, never copied into fastconv).
+
+BOOK = Path(__file__).resolve().parents[2] / "shared" / "book"
+NAMES = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"]
+# Same operations in the same order in IEEE double, each correctly rounded (numpy's
+# + - * / sqrt, and optim.c is built with -ffp-contract=off): the same bits. Only
+# Nesterov is written differently (see _nesterov_bound).
+SAME_BITS = ["SGD", "Momentum", "AdaGrad", "RMSprop", "Adam"]
+
+
+@pytest.fixture(scope="module")
+def book_optimizer(tmp_path_factory):
+    """The book's common/optimizer.py, imported from a temporary copy under its own name."""
+    source = BOOK / "common" / "optimizer.py"
+    if not source.is_file():
+        pytest.fail(f"the book's repository is not at {BOOK} (see ../shared/book)")
+    copy = tmp_path_factory.mktemp("book_common") / "optimizer.py"
+    shutil.copyfile(source, copy)
+    spec = importlib.util.spec_from_file_location("fastconv_tests_books_optimizer", copy)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _nesterov_bound(lr, mu, p0, grads):
+    """What rounding can explain between the book's Nesterov step
+    ``p += mu*mu*v; p -= (1+mu)*lr*g; v = mu*v - lr*g`` and fastconv's
+    ``v = mu*v - lr*g; p += mu*v - lr*g``: the same value in exact arithmetic
+    and the same v bit for bit, so the p's differ by the roundings of each
+    step's few terms (at most 8 of eps times their magnitude), which add up."""
+    eps = np.finfo(np.float64).eps
+    p, v = np.abs(np.asarray(p0, np.float64)), np.zeros(np.shape(p0))
+    bound = np.zeros(np.shape(p0))
+    for g in grads:
+        g = np.asarray(g, np.float64)
+        step = mu * mu * np.abs(v) + (1 + mu) * np.abs(lr * g)
+        bound += 8 * eps * (p + step)
+        p, v = p + step, mu * v - lr * g
+    return bound + np.finfo(np.float64).tiny
+
+
+# (kind, how the test holds the value, the float64 value the book's code is fed)
+KINDS = {
+    "python float": (float, float),
+    "python int": (int, float),
+    "numpy float64": (np.float64, float),
+    "0-d float64 array": (lambda v: np.array(v, np.float64), lambda v: np.array(v, np.float64)),
+    "0-d int array": (lambda v: np.array(int(v)), lambda v: np.array(float(int(v)))),
+    "float64 array": (lambda v: np.array(v, np.float64), lambda v: np.array(v, np.float64)),
+    "int array": (lambda v: np.array(v, np.int64), lambda v: np.array(v, np.float64)),
+}
+
+
+@st.composite
+def _problem(draw, kind):
+    """Initial values, the gradients of a few steps and a learning rate for ``kind``."""
+    shape = (3,) if kind.endswith(" array") and not kind.startswith("0-d") else ()
+    n = int(np.prod(shape))
+    number = (st.integers(-1000, 1000) if "int" in kind
+              else st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False))
+    value = draw(st.lists(number, min_size=n, max_size=n)) if shape else draw(number)
+    grad = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
+    steps = draw(st.integers(1, 6))
+    if shape:
+        grads = [np.array(draw(st.lists(grad, min_size=n, max_size=n))) for _ in range(steps)]
+    else:
+        grads = [draw(grad) for _ in range(steps)]  # Python floats, as the naive script's
+    return value, grads, draw(st.floats(1e-4, 2.0))
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_optimizers_take_the_numbers_the_books_take(book_optimizer, name, kind, data):
+    value, grads, lr = data.draw(_problem(kind))
+    ours_as, books_as = KINDS[kind]
+    held = ours_as(value)
+    params = {"p": held, "q": np.array([0.5, -2.0])}  # a float64 array beside it, in place
+    books = {"p": books_as(value), "q": np.array([0.5, -2.0])}
+    q = params["q"]
+    ours, theirs = get_optimizer(name, lr=lr), getattr(book_optimizer, name)(lr=lr)
+    for g in grads:
+        ours.update(params, {"p": g, "q": np.ones(2)})
+        theirs.update(books, {"p": g, "q": np.ones(2)})
+    assert list(params) == ["p", "q"] and params["q"] is q
+    starts = {"p": (books_as(value), grads), "q": (np.array([0.5, -2.0]), [np.ones(2)] * len(grads))}
+    for key, (start, fed) in starts.items():
+        got, want = np.asarray(params[key], np.float64), np.asarray(books[key], np.float64)
+        if name in SAME_BITS:
+            np.testing.assert_array_equal(got, want)
+        else:
+            bound = _nesterov_bound(lr, 0.9, start, fed)
+            assert np.all(np.abs(got - want) <= bound), (key, got, want, bound)
+    # What the dict then holds: a float64 array is updated in place (a layer's
+    # reference sees it); a number becomes a float (numpy's float64, a float
+    # subclass); an integer array, which the book's in-place update refuses,
+    # is replaced by its float64 update and left as it was.
+    if isinstance(held, np.ndarray) and held.dtype == np.float64:
+        assert params["p"] is held
+    elif isinstance(held, np.ndarray):
+        assert params["p"] is not held and params["p"].dtype == np.float64
+        assert params["p"].shape == held.shape
+        np.testing.assert_array_equal(held, ours_as(value))
+    else:
+        assert isinstance(params["p"], float) and not isinstance(params["p"], np.ndarray)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_optimizer_compare_naive_follows_the_books_paths(book_optimizer, name):
+    """ch06/optimizer_compare_naive.py: a dict of two Python floats, 30 steps of each
+    optimiser from (-7, 2) on f = x**2/20 + y**2, at the script's rates."""
+    lr = {"SGD": 0.95, "Momentum": 0.1, "AdaGrad": 1.5, "Adam": 0.3}.get(name, 0.1)
+    paths = []
+    for optimizer in (get_optimizer(name, lr=lr), getattr(book_optimizer, name)(lr=lr)):
+        params, grads, path = {"x": -7.0, "y": 2.0}, {"x": 0, "y": 0}, []
+        for _ in range(30):
+            path.append((params["x"], params["y"]))
+            grads["x"], grads["y"] = params["x"] / 10.0, 2.0 * params["y"]
+            optimizer.update(params, grads)
+        paths.append(np.array(path))
+    ours, books = paths
+    assert np.abs(ours[-1]).max() < 7 and (ours[1:] != ours[:-1]).any(axis=1).all()  # it moves
+    if name in SAME_BITS:
+        np.testing.assert_array_equal(ours, books)
+    else:
+        np.testing.assert_allclose(ours, books, rtol=1e-12, atol=1e-300)
+
+
+def test_the_books_optimisers_refuse_integer_arrays_in_place(book_optimizer):
+    """The book's own code raises on an integer array (numpy refuses to write a float
+    update into it), which is why fastconv replaces such an entry by its float64 update."""
+    with pytest.raises(TypeError):
+        book_optimizer.SGD(lr=0.1).update({"p": np.arange(3)}, {"p": np.ones(3)})
+    params = {"p": np.arange(3)}
+    SGD(lr=0.1).update(params, {"p": np.ones(3)})
+    np.testing.assert_array_equal(params["p"], np.arange(3) - 0.1)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("value", ["abc", None, np.array([1 + 2j]), np.array(["a"]),
+                                   np.array([1.0, None], dtype=object)],
+                         ids=["str", "None", "complex-array", "str-array", "object-array"])
+def test_entries_that_are_not_numbers_are_refused_by_name(name, value):
+    params = {"W": np.zeros(2), "bad": value}
+    with pytest.raises(TypeError, match="'bad'"):
+        get_optimizer(name).update(params, {"W": np.ones(2), "bad": np.ones(1)})
 
 
 # --- the fused Adam step -----------------------------------------------------------------

@@ -5,6 +5,24 @@ Each optimiser has ``update(params, grads)``, which changes the arrays of the
 ``grads`` with the same keys. The state (velocities, squared-gradient sums)
 is kept per key and created on the key's first update, in the parameter's
 dtype: float32 parameters stay float32.
+
+Like the book's optimisers, they also take entries that are not float arrays
+(its ``optimizer_compare_naive.py`` optimises a dict of two Python floats).
+Such an entry is stepped as a float64 array of its shape, with the same
+arithmetic, and the dict entry is then rebound to the result:
+
+- a Python or NumPy number (int, float, bool, NumPy scalar) becomes a NumPy
+  float64 scalar (a ``float``), as the book's ``params[key] -= ...`` rebinds it
+  to a new number;
+- an integer or boolean array (0-d too), or a list, becomes a new float64
+  array; the book's in-place update raises on an integer array (NumPy will not
+  write a float result into it), and the original array is left as it was, so
+  a layer still holding it does not see the update.
+
+Float arrays (0-d included) are updated in place as before, float32 and
+float64 on the same code as without this rule. Anything that is not a real
+number (a string, None, a complex or object array) is refused with a
+TypeError naming its key.
 """
 import math
 
@@ -14,6 +32,33 @@ from . import functional as F
 
 __all__ = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam", "get_optimizer",
            "cosine_lr"]
+
+
+def _entries(params):
+    """(key, array) for each entry of ``params``, for an update to change in place.
+
+    Float arrays are yielded themselves. Any other real number or numeric array
+    is yielded as a float64 copy, which replaces the entry once every key has
+    been stepped (a number as a float64 scalar)."""
+    replaced = {}
+    for key, p in params.items():
+        if isinstance(p, np.ndarray) and p.dtype.kind == "f":
+            yield key, p
+            continue
+        try:
+            value = np.asarray(p)
+        except Exception:  # ragged lists and the like
+            value = None
+        if value is None or value.dtype.kind not in "biuf":
+            what = type(p).__name__ + (f" of dtype {value.dtype}" if value is not None
+                                       and isinstance(p, np.ndarray) else "")
+            raise TypeError(f"params[{key!r}] must be a real number or a numeric array, "
+                            f"got {what}")
+        copy = value.astype(np.float64)  # always a new array
+        replaced[key] = (copy, isinstance(p, (np.ndarray, list, tuple)))
+        yield key, copy
+    for key, (copy, array) in replaced.items():
+        params[key] = copy if array else copy[()]
 
 
 class _Optimizer:
@@ -35,7 +80,7 @@ class SGD(_Optimizer):
         self.lr = float(lr)
 
     def update(self, params, grads):
-        for key, p in params.items():
+        for key, p in _entries(params):
             p -= self.lr * grads[key]
 
 
@@ -48,7 +93,7 @@ class Momentum(_Optimizer):
         self.v = {}
 
     def update(self, params, grads):
-        for key, p in params.items():
+        for key, p in _entries(params):
             v = self._state(self.v, key, p)
             v *= self.momentum
             v -= self.lr * grads[key]
@@ -66,7 +111,7 @@ class Nesterov(Momentum):
     """
 
     def update(self, params, grads):
-        for key, p in params.items():
+        for key, p in _entries(params):
             v = self._state(self.v, key, p)
             step = self.lr * grads[key]
             v *= self.momentum
@@ -84,7 +129,7 @@ class AdaGrad(_Optimizer):
         self.h = {}
 
     def update(self, params, grads):
-        for key, p in params.items():
+        for key, p in _entries(params):
             g = grads[key]
             h = self._state(self.h, key, p)
             h += g * g
@@ -101,7 +146,7 @@ class RMSprop(_Optimizer):
         self.h = {}
 
     def update(self, params, grads):
-        for key, p in params.items():
+        for key, p in _entries(params):
             g = grads[key]
             h = self._state(self.h, key, p)
             h *= self.decay_rate
@@ -133,7 +178,7 @@ class Adam(_Optimizer):
     def update(self, params, grads):
         self.iter += 1
         lr_t = self.lr * math.sqrt(1 - self.beta2 ** self.iter) / (1 - self.beta1 ** self.iter)
-        for key, p in params.items():
+        for key, p in _entries(params):
             m = self._state(self.m, key, p)
             v = self._state(self.v, key, p)
             # Fused in C: one pass over memory instead of numpy's ten (benchmarks/README.md).
