@@ -182,3 +182,181 @@ def assert_sum_close(actual, oracle, args, terms):
     assert np.all(err <= bound), (
         f"error {err[worst]:.3g} at {worst} exceeds the rounding bound {bound[worst]:.3g} "
         f"({terms} terms of {actual.dtype})")
+
+
+
+def assert_sums_agree(actual, other, scale, terms, what="values"):
+    """Two evaluations of the same sums, each rounded in its own dtype and order.
+
+    Each output is a sum of at most ``terms`` terms whose absolute values add up
+    to ``scale`` (same shape); each evaluation is within ``terms * eps * scale``
+    of the exact sum (gamma_terms, eps = 2u covering the 1/(1-nu)), so the two
+    differ by at most the sum of their two bounds.
+    """
+    actual, other = np.asarray(actual), np.asarray(other)
+    eps = [np.finfo(a.dtype).eps if a.dtype.kind == "f" else 0.0 for a in (actual, other)]
+    tiny = np.finfo(actual.dtype).tiny if actual.dtype.kind == "f" else 0.0
+    bound = terms * (eps[0] + eps[1]) * np.asarray(scale, dtype=np.float64) + tiny
+    err = np.abs(actual.astype(np.float64) - other.astype(np.float64))
+    bound = np.broadcast_to(bound, err.shape)
+    worst = np.unravel_index(np.argmax(err - bound), err.shape) if err.size else ()
+    assert np.all(err <= bound), (
+        f"{what}: difference {err[worst]:.3g} at {worst} exceeds the rounding bound "
+        f"{bound[worst]:.3g} ({terms} terms, {actual.dtype} and {other.dtype})")
+
+# --- whole networks -------------------------------------------------------------------
+
+class NetBound:
+    """What rounding can explain in a network's test-mode scores (logits), and no more.
+
+    ``NetBound(net, x)`` evaluates ``net`` (any :class:`fastconv.models.Net`) on ``x``
+    in float64 on the NumPy backend (``exact``, through ``net._float64_copy()``) and
+    ``of(dtype)`` bounds, for each logit, the error of an evaluation in ``dtype`` (in
+    any summation order: BLAS kernel family, thread count, ISA build, ONNX Runtime or
+    torch), from the same parameters and the same input values.
+
+    Derivation (first order in u, the unit roundoff; eps = 2u is charged per rounding,
+    which also covers the 1/(1-nu) of gamma_n and the second-order terms):
+
+    * Each layer l's own rounding error at its output unit z is bounded locally,
+      from the exact input a of that layer: a convolution or affine unit is a sum of
+      n = m + 1 terms (m = C*kh*kw or fan-in products, plus the bias), computed in any
+      order with at most 2m roundings, each with a coefficient <= S = |W||a| + |b|
+      (the layer on magnitudes): |error| <= n*eps*S (gamma_n). Average pooling: kk - 1
+      additions and a division or a reciprocal and a product, coefficients <= the
+      pooled magnitudes A: (kk+1)*eps*A. Batch norm in test mode, as
+      gamma*(x-mean)/sqrt(var+e)+beta or as x*scale+shift: 6 roundings with
+      coefficients <= A + |beta|, A = |gamma|(|x|+|mean|)/std. Sigmoid: exp (library,
+      LIB_ULPS ulps) and two roundings, all on a value in [0, 1] (absolute bound, so
+      that tanh-based forms are covered). LRN: 2*size + 2 roundings in the
+      denominator d (coefficients <= d, scaled by beta in the output), a power
+      (library) and a product, relative to the output. ReLU, max pooling and test-time
+      dropout round nothing.
+    * A local error reaches the logits through the rest of the network: to first
+      order logit error = sum over layers and units of J_z * error_z, with J the exact
+      Jacobian of the logit with respect to z (float64 backprop through the twin;
+      those backward passes are checked against finite differences elsewhere).
+      Worst case: W = sum |J_z| * local bound (every rounding error of its sign).
+      The "magnitude network" (the layers on |x| with |W|) bounds the same sum
+      rigorously too, but grows like sqrt(n) per layer (measured: 5e3 times the
+      scores for SimpleConvNet, 1e9 for DeepConvNet), useless for deep nets.
+    * Probabilistically (Higham and Mary, SIAM J. Sci. Comput. 41, 2019: rounding
+      errors delta_k with |delta_k| <= u, each of mean zero given the ones before),
+      sum_k c_k delta_k is a martingale, and by Azuma-Hoeffding
+      |error| <= LAMBDA * u * sqrt(sum_k c_k^2) but with probability <= 2exp(-LAMBDA^2/2)
+      (LAMBDA = 8: 2.5e-14 per logit). sum c_k^2 is bounded as above (m products with
+      coefficient |p_i|, m additions with coefficient <= S). Library functions (exp,
+      pow) may be biased, so their part stays worst case.
+    * The bound is min(worst case, probabilistic + library part), per logit, plus
+      the smallest normal number (underflow). Kinks: a ReLU or max pool whose exact
+      input lies within rounding of its kink (or of a tie) may take the other branch;
+      its unit's error is then still at most its input's (both are 1-Lipschitz),
+      which first order does not see; with continuous data such units are rare and
+      one unit carries a 1/sqrt(units) share of the quadrature sum.
+
+    Compare one evaluation with ``exact`` (``check(actual)``: allowed of(actual) +
+    of(float64), the twin being a float64 evaluation too) or two evaluations with
+    each other (``check(a, b)``: of(a) + of(b), each against the exact value).
+    In float32 the bound is about 1e-4 of the largest score on the book's nets,
+    some hundred times the errors seen; a 1e-3 relative error fails it.
+    """
+
+    LAMBDA = 8.0
+    LIB_ULPS = 4  # numpy's float32/float64 exp and power: <= 4 ulps (NEP 38 SIMD loops)
+
+    def __init__(self, net, x):
+        import fastconv
+        from fastconv import functional as F
+        from fastconv.layers import (LRN, Affine, BatchNormalization, Convolution,
+                                     Dropout, Pooling, Relu, Sigmoid)
+        twin = net._float64_copy()
+        with fastconv.use_backend("numpy"):
+            a = twin._input(np.asarray(x).astype(np.float64))
+            local = []  # per layer of twin._sequence: (worst, quadrature, library) or None
+            for layer in twin._sequence:
+                if isinstance(layer, Convolution):
+                    m = layer.W[0].size
+                    args = (layer.stride, layer.pad)
+                    s = F.conv2d(np.abs(a), np.abs(layer.W), np.abs(layer.b), *args)
+                    p2 = F.conv2d(a * a, layer.W * layer.W, None, *args)
+                    local.append(((m + 1) * s, m * s * s + p2, None))
+                    a = layer.forward(a)
+                elif isinstance(layer, Affine):
+                    flat = a.reshape(len(a), -1)
+                    m = layer.W.shape[0]
+                    s = np.abs(flat) @ np.abs(layer.W) + np.abs(layer.b)
+                    p2 = (flat * flat) @ (layer.W * layer.W)
+                    local.append(((m + 1) * s, m * s * s + p2, None))
+                    a = layer.forward(a)
+                elif isinstance(layer, Pooling) and layer.mode == "avg":
+                    kk = layer.pool_h * layer.pool_w
+                    s = layer.forward(np.abs(a))
+                    local.append(((kk + 1) * s, (kk + 1) * s * s, None))
+                    a = layer.forward(a)
+                elif isinstance(layer, BatchNormalization):
+                    shape = (1, -1) if a.ndim == 2 else (1, -1, 1, 1)
+                    std = np.sqrt(layer.running_var.reshape(shape) + layer.eps)
+                    s = (np.abs(layer.gamma.reshape(shape))
+                         * (np.abs(a) + np.abs(layer.running_mean.reshape(shape))) / std
+                         + np.abs(layer.beta.reshape(shape)))
+                    local.append((6 * s, 6 * s * s, None))
+                    a = layer.forward(a, False)
+                elif isinstance(layer, Sigmoid):
+                    a = layer.forward(a)
+                    one = np.ones_like(a)
+                    local.append((2 * one, 2 * one, self.LIB_ULPS * one))
+                    a = a.copy()  # Sigmoid.backward reads its own output
+                elif isinstance(layer, LRN):
+                    a = layer.forward(a)
+                    s = np.abs(a)
+                    rounds = 2 * layer.size + 2
+                    local.append(((layer.beta * rounds + 1) * s,
+                                  (layer.beta ** 2 * rounds + 1) * s * s, self.LIB_ULPS * s))
+                elif isinstance(layer, Dropout):
+                    local.append(None)
+                    a = layer.forward(a, False)
+                elif isinstance(layer, (Relu, Pooling)):  # exact: max(x, 0), max pooling
+                    local.append(None)
+                    a = layer.forward(a)
+                else:
+                    raise TypeError(f"NetBound knows no rounding bound for {layer!r}")
+            self.exact = np.array(a, dtype=np.float64)
+            n, k = self.exact.shape
+            self.worst = np.zeros((n, k))   # in units of eps
+            self.quad = np.zeros((n, k))    # sum of c_k^2, in units of u^2
+            self.lib = np.zeros((n, k))     # in units of eps
+            for j in range(k):
+                d = np.zeros((n, k))
+                d[:, j] = 1.0
+                for layer, parts in zip(reversed(twin._sequence), reversed(local)):
+                    if parts is not None:
+                        axes = tuple(range(1, d.ndim))
+                        worst, quad, lib = parts
+                        self.worst[:, j] += np.sum(np.abs(d) * worst, axis=axes)
+                        self.quad[:, j] += np.sum(d * d * quad, axis=axes)
+                        if lib is not None:
+                            self.lib[:, j] += np.sum(np.abs(d) * lib, axis=axes)
+                    d = layer.backward(d.copy())
+                    if d is None:  # the first convolution skips its input gradient
+                        break
+
+    def of(self, dtype):
+        """Per logit, a bound on |an evaluation in dtype - the exact scores|."""
+        info = np.finfo(dtype)
+        worst = self.worst * info.eps
+        likely = self.LAMBDA * (info.eps / 2) * np.sqrt(self.quad) + self.lib * info.eps
+        return np.minimum(worst, likely) + info.tiny
+
+    def check(self, actual, expected=None, rows=slice(None), what="scores"):
+        """Assert |actual - expected| <= of(actual) + of(expected) on ``rows`` of
+        the batch; ``expected`` None is ``exact`` (a float64 evaluation)."""
+        actual = np.asarray(actual)
+        other = self.exact[rows] if expected is None else np.asarray(expected)
+        allowed = self.of(actual.dtype)[rows] + self.of(other.dtype)[rows]
+        assert actual.shape == other.shape == allowed.shape, (actual.shape, other.shape)
+        err = np.abs(actual.astype(np.float64) - other.astype(np.float64))
+        worst = np.unravel_index(np.argmax(err - allowed), err.shape)
+        assert np.all(err <= allowed), (
+            f"{what}: error {err[worst]:.3g} at {worst} exceeds the rounding bound "
+            f"{allowed[worst]:.3g} ({actual.dtype} against {other.dtype}; "
+            f"score {self.exact[rows][worst]:.4g}, largest {np.abs(self.exact).max():.4g})")

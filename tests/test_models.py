@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pytest
 
+import bruteforce as bf
 from fastconv import functional as F
 from fastconv.gradcheck import gradient_check
 from fastconv.models import AlexNet, DeepConvNet, LeNet, Net, SimpleConvNet
@@ -140,6 +141,103 @@ def test_simpleconvnet_matches_torch(backend):
     for key in net.params:
         np.testing.assert_allclose(grads[key], p[key].grad.numpy(), rtol=1e-9, atol=1e-14)
 
+
+
+# --- the rounding bound of a whole network (bruteforce.NetBound) ----------------------
+
+BOUND_NETS = {  # every layer type, at the sizes the other test files use
+    "SimpleConvNet": lambda dtype: SimpleConvNet(weight_init_std="he", dtype=dtype, seed=1),
+    "DeepConvNet": lambda dtype: DeepConvNet(dtype=dtype, seed=2),
+    "LeNet": lambda dtype: LeNet(dtype=dtype, seed=3),
+    "AlexNet": lambda dtype: AlexNet((1, 28, 28), output_size=10,
+                                     conv_channels=(16, 32, 48, 48, 32), hidden_size=64,
+                                     conv1_size=3, conv1_stride=1, conv1_pad=1,
+                                     dtype=dtype, seed=4),
+    "Net": lambda dtype: Net((1, 28, 28), [
+        {"type": "conv", "filter_num": 6, "filter_size": 3, "pad": 1}, {"type": "batchnorm"},
+        {"type": "relu"}, {"type": "pool", "pool_h": 3, "pool_w": 3, "stride": 2, "pad": 1},
+        {"type": "lrn", "size": 4, "alpha": 0.5, "k": 1.0},
+        {"type": "pool", "pool_h": 2, "pool_w": 2, "stride": 1, "pad": 1, "mode": "avg"},
+        {"type": "affine", "output_size": 20}, {"type": "batchnorm"}, {"type": "sigmoid"},
+        {"type": "dropout"}, {"type": "affine", "output_size": 10}], dtype=dtype, seed=5),
+}
+_BOUNDS = {}
+
+
+def _bound_problem(name, dtype):
+    """The net with biases and batch-norm statistics away from their initial values,
+    a batch, and its NetBound (computed once per net: it is the same on every backend)."""
+    net = BOUND_NETS[name](dtype)
+    rng = np.random.default_rng(6)
+    for key, p in net.params.items():
+        if key.startswith(("b", "beta")):
+            p[...] = rng.normal(0, 0.1, p.shape)
+    for layer in net.layers.values():
+        if hasattr(layer, "running_var"):
+            layer.running_mean[...] = rng.normal(0, 0.2, layer.running_mean.shape)
+            layer.running_var[...] = rng.uniform(0.5, 2.0, layer.running_var.shape)
+    x = rng.random((5, 1, 28, 28)).astype(dtype)
+    if (name, dtype) not in _BOUNDS:
+        _BOUNDS[name, dtype] = bf.NetBound(net, x)
+    return net, x, _BOUNDS[name, dtype]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", list(BOUND_NETS))
+def test_net_bound_holds_on_every_path(backend, name, dtype):
+    net, x, bound = _bound_problem(name, dtype)
+    y = net.predict(x)
+    bound.check(y, what="predict against the float64 evaluation")
+    bound.check(np.concatenate([net.predict(x[i:i + 1]) for i in range(len(x))]), y,
+                what="one sample at a time against the batch")
+    # Not vacuous: in float32 it stays within 1e-3 of the largest score, in float64
+    # within 1e-11 (the errors seen are a hundred times smaller).
+    scale = np.abs(bound.exact).max()
+    assert bound.of(dtype).max() < (1e-3 if dtype == np.float32 else 1e-11) * scale
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", list(BOUND_NETS))
+def test_net_bound_fails_wrong_scores(name, dtype):
+    """Mutants that the bound must kill: one score off by 1e-3 of the largest, the last
+    layer's weights 1e-3 too large, a bias left out; in float64 also one weight 1e-4
+    off. (In float32 a single weight 1e-4 off, a change of 1e-6 to 1e-4 of the scores
+    depending on the layer, is within rounding of many nets and not required.)"""
+    net, x, bound = _bound_problem(name, dtype)
+    y = net.predict(x)
+    bound.check(y)
+    worst = np.unravel_index(np.argmax(np.abs(bound.exact)), y.shape)
+    off = y.copy()
+    off[worst] += 1e-3 * y[worst]
+    mutants = {"a score off by 1e-3": off}
+    last = [k for k in net.params if k.startswith("W")][-1]
+    first_bias = next(k for k in net.params if k.startswith("b"))
+    changes = {"last weights 1e-3 too large": (last, lambda p: p * (1 + 1e-3)),
+               "first bias left out": (first_bias, np.zeros_like)}
+    if dtype == np.float64:
+        # In each layer the weight the loss is most sensitive to (one feeding a dead
+        # unit would change nothing).
+        # (On a copy: a training pass moves batch norm's running statistics.)
+        grads = _bound_problem(name, dtype)[0].gradient(x, np.arange(len(x)) % y.shape[1])
+
+        def nudge(key):
+            def change(p):
+                p = p.copy()
+                p.flat[np.argmax(np.abs(grads[key]))] += 1e-4
+                return p
+            return change
+        changes.update({f"{k} one weight 1e-4 off": (k, nudge(k))
+                        for k in net.params if k.startswith("W")})
+    for what, (key, change) in changes.items():
+        saved = net.params[key].copy()
+        net.params[key] = change(saved)
+        try:
+            mutants[what] = net.predict(x)
+        finally:
+            net.params[key] = saved
+    for what, scores in mutants.items():
+        with pytest.raises(AssertionError, match="exceeds the rounding bound"):
+            bound.check(scores, what=what)
 
 # --- architectures -------------------------------------------------------------------
 
