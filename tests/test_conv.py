@@ -21,7 +21,29 @@ except ImportError:  # pragma: no cover - the NumPy-only install
 needs_direct = pytest.mark.skipif(_ext is None or not _ext.conv_available(),
                                   reason="direct convolution not compiled in")
 
-TOL32 = dict(rtol=2e-4, atol=2e-5)
+
+
+def magnitudes(x, weight, bias, d, stride, pad):
+    """The three ops on absolute values (float64, NumPy backend), with the number of
+    terms of each sum: the scale of each rounding bound (bruteforce.assert_sums_agree).
+    Forward: C*kh*kw products and the bias; weight gradient: N*OH*OW products;
+    input gradient: at most FN*kh*kw products."""
+    ax, aw, ad = (np.abs(np.asarray(a, dtype=np.float64)) for a in (x, weight, d))
+    ab = None if bias is None else np.abs(np.asarray(bias, dtype=np.float64))
+    n, c, _, _ = x.shape
+    fn, _, kh, kw = weight.shape
+    with fastconv.use_backend("numpy"):
+        return ((F.conv2d(ax, aw, ab, stride, pad), c * kh * kw + 1),
+                (F.conv2d_weight_grad(ax, ad, weight.shape, stride, pad),
+                 n * d.shape[2] * d.shape[3]),
+                (F.conv2d_input_grad(ad, aw, x.shape, stride, pad), fn * kh * kw))
+
+
+def assert_conv_results_agree(ours, theirs, x, weight, bias, d, stride, pad):
+    """(out, dW, dx) of two implementations, each within its rounding bound."""
+    for what, a, b, (scale, terms) in zip(("forward", "weight grad", "input grad"), ours,
+                                          theirs, magnitudes(x, weight, bias, d, stride, pad)):
+        bf.assert_sums_agree(a, b, scale, terms, what=what)
 
 CASES = [  # (n, c, h, w, fn, kh, kw, stride, pad)
     (2, 3, 7, 6, 5, 3, 3, 1, 1),
@@ -46,23 +68,30 @@ def _data(case, dtype, seed=0):
 @pytest.mark.parametrize("case", CASES, ids=[str(c) for c in CASES])
 def test_conv2d_and_gradients_match_loops(backend, dtype, case):
     x, weight, bias, stride, pad = _data(case, dtype)
-    tol = TOL32 if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
     out = F.conv2d(x, weight, bias, stride, pad)
     assert out.dtype == dtype and out.flags.c_contiguous
-    np.testing.assert_allclose(out, bf.conv2d(x, weight, bias, stride, pad), **tol)
+    bf.assert_sum_close(out, bf.conv2d, (x, weight, bias, stride, pad),
+                        x.shape[1] * weight.shape[2] * weight.shape[3] + 1)
     # Gradients of <conv2d(x, w), d>: the loops' adjoints, written out.
     d = np.random.default_rng(1).standard_normal(out.shape).astype(dtype)
     dw = F.conv2d_weight_grad(x, d, weight.shape, stride, pad)
     dx = F.conv2d_input_grad(d, weight, x.shape, stride, pad)
     assert dw.shape == weight.shape and dx.shape == x.shape
     assert dw.dtype == dtype and dx.dtype == dtype
-    cols = bf.im2col(x.astype(np.float64), *weight.shape[2:], stride, pad)
-    fn = weight.shape[0]
-    d_rows = d.astype(np.float64).transpose(0, 2, 3, 1).reshape(-1, fn)
-    np.testing.assert_allclose(dw, (d_rows.T @ cols).reshape(weight.shape), **tol)
-    dx_expected = bf.col2im(d_rows @ weight.reshape(fn, -1).astype(np.float64), x.shape,
-                            *weight.shape[2:], stride, pad)
-    np.testing.assert_allclose(dx, dx_expected, **tol)
+    fn, _, kh, kw = weight.shape
+
+    def rows(d):
+        return d.transpose(0, 2, 3, 1).reshape(-1, fn)
+
+    def weight_grad(x, d):
+        return (rows(d).T @ bf.im2col(x, kh, kw, stride, pad)).reshape(weight.shape)
+
+    def input_grad(d, weight):
+        return bf.col2im(rows(d) @ weight.reshape(fn, -1), x.shape, kh, kw, stride, pad)
+
+    # Sums of N*OH*OW and of at most FN*kh*kw products (float64 oracle on magnitudes).
+    bf.assert_sum_close(dw, weight_grad, (x, d), d.shape[0] * d.shape[2] * d.shape[3])
+    bf.assert_sum_close(dx, input_grad, (d, weight), fn * kh * kw)
 
 
 geometry = st.fixed_dictionaries({
@@ -95,18 +124,21 @@ def test_property_direct_kernel_agrees_with_numpy(g):
                                 F.conv2d_input_grad(d, weight, x.shape, 1, pad))
             if backend == "c":
                 assert F.conv_plan(x.shape, weight.shape, dtype, 1, pad) == "direct"
-    scale = max(1.0, np.sqrt(g["c"] * g["kh"] * g["kw"]))
-    tol = (dict(rtol=1e-4, atol=1e-5 * scale * 10) if dtype == np.float32
-           else dict(rtol=1e-11, atol=1e-12 * scale * 10))
-    for ours, theirs in zip(results["c"], results["numpy"]):
-        assert ours.dtype == dtype
-        np.testing.assert_allclose(ours, theirs, **tol)
+    assert all(a.dtype == dtype for a in results["c"])
+    assert_conv_results_agree(results["c"], results["numpy"], x, weight, bias, d, 1, pad)
     # Adjoint identities in float64: <conv(x), d> = <w, dW> + <b, sum d> = <x, dx> + <b, sum d>.
+    # Each side within what the rounding of out, dW, dx (weighted by |d|, |w|, |x|) and
+    # the float64 dot products (size * eps64 * sum of magnitudes) explain.
     out, dw, dx = (a.astype(np.float64) for a in results["c"])
-    lhs = np.vdot(out, d) - np.vdot(bias, d.sum(axis=(0, 2, 3)))
-    rel, abs_ = (1e-3, 1e-2) if dtype == np.float32 else (1e-9, 1e-8)
-    assert lhs == pytest.approx(np.vdot(weight, dw), rel=rel, abs=abs_)
-    assert lhs == pytest.approx(np.vdot(x, dx), rel=rel, abs=abs_)
+    d64, w64, x64, b64 = (a.astype(np.float64) for a in (d, weight, x, bias))
+    (s_out, n_out), (s_w, n_w), (s_x, n_x) = magnitudes(x, weight, bias, d, 1, pad)
+    eps, eps64 = np.finfo(dtype).eps, np.finfo(np.float64).eps
+    lhs = np.vdot(out, d64) - np.vdot(b64, d64.sum(axis=(0, 2, 3)))
+    dots = eps64 * (out.size + d.size) * (np.vdot(s_out, np.abs(d64)) + 1e-300)
+    for rhs, size, own in ((np.vdot(w64, dw), weight.size, np.vdot(np.abs(w64), n_w * eps * s_w)),
+                           (np.vdot(x64, dx), x.size, np.vdot(np.abs(x64), n_x * eps * s_x))):
+        allowed = np.vdot(np.abs(d64), n_out * eps * s_out) + own + 2 * dots
+        assert abs(lhs - rhs) <= allowed, (lhs, rhs, allowed)
 
 
 @needs_direct
@@ -156,9 +188,7 @@ def test_both_instruction_set_builds_agree(dtype):
                              F.conv2d_input_grad(d, weight, x.shape, 1, 1)))
         finally:
             _ext.conv_force_baseline(False)
-    tol = 1e-4 if dtype == np.float32 else 1e-12
-    for a, b in zip(*runs):
-        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+    assert_conv_results_agree(runs[0], runs[1], x, weight, None, d, 1, 1)
 
 
 @needs_direct
@@ -182,12 +212,11 @@ def test_layer_direct_path_matches_patch_matrix_path(shape, dtype):
         g = rng.standard_normal(y1.shape).astype(dtype)
         dx1, dx2 = direct.backward(g), patches.backward(g)
     assert y1.dtype == dx1.dtype == direct.dW.dtype == dtype
-    # float64: about 1e-16 relative per term of sums of up to 78,400 terms.
-    t = (1e-4, 1e-3) if dtype == np.float32 else (1e-11, 1e-10)
-    np.testing.assert_allclose(y1, y2, rtol=t[0], atol=t[0])
-    np.testing.assert_allclose(dx1, dx2, rtol=t[0], atol=t[0])
-    np.testing.assert_allclose(direct.dW, patches.dW, rtol=t[0], atol=t[1])
-    np.testing.assert_allclose(direct.db, patches.db, rtol=t[0] / 10, atol=t[1])
+    assert_conv_results_agree((y1, direct.dW, dx1), (y2, patches.dW, dx2), x, weight, bias,
+                              g, 1, pad)
+    # db: a sum of N*OH*OW values of g.
+    bf.assert_sums_agree(direct.db, patches.db, np.abs(g.astype(np.float64)).sum(axis=(0, 2, 3)),
+                         n * g.shape[2] * g.shape[3], what="bias grad")
 
 
 def test_conv_against_torch(backend):
@@ -200,15 +229,16 @@ def test_conv_against_torch(backend):
         tx, tw = torch.from_numpy(x), torch.from_numpy(weight)
         expected = torch.nn.functional.conv2d(tx, tw, torch.from_numpy(bias), stride, pad)
         out = F.conv2d(x, weight, bias, stride, pad)
-        np.testing.assert_allclose(out, expected.numpy(), **TOL32)
         d = rng.standard_normal(out.shape).astype(np.float32)
         td = torch.from_numpy(d)
-        np.testing.assert_allclose(
-            F.conv2d_weight_grad(x, d, weight.shape, stride, pad),
-            torch.nn.grad.conv2d_weight(tx, weight.shape, td, stride, pad).numpy(), **TOL32)
-        np.testing.assert_allclose(
-            F.conv2d_input_grad(d, weight, x.shape, stride, pad),
-            torch.nn.grad.conv2d_input(x.shape, tw, td, stride, pad).numpy(), **TOL32)
+        # torch sums in its own order: each side within its own rounding bound.
+        assert_conv_results_agree(
+            (out, F.conv2d_weight_grad(x, d, weight.shape, stride, pad),
+             F.conv2d_input_grad(d, weight, x.shape, stride, pad)),
+            (expected.numpy(),
+             torch.nn.grad.conv2d_weight(tx, weight.shape, td, stride, pad).numpy(),
+             torch.nn.grad.conv2d_input(x.shape, tw, td, stride, pad).numpy()),
+            x, weight, bias, d, stride, pad)
 
 
 def test_conv_errors():
@@ -247,7 +277,8 @@ def test_weight_grad_of_a_large_batch_matches_numpy_at_every_thread_count():
     assert all(r.tobytes() == results[0].tobytes() for r in results)
     with fastconv.use_backend("numpy"):
         expected = F.conv2d_weight_grad(x, d, (5, 3, 3, 3), 1, 1)
-    np.testing.assert_allclose(results[0], expected, rtol=1e-4, atol=1e-3)
+    scale, terms = magnitudes(x, np.zeros((5, 3, 3, 3)), None, d, 1, 1)[1]
+    bf.assert_sums_agree(results[0], expected, scale, terms, what="weight grad")
 
 
 @needs_direct
@@ -274,6 +305,15 @@ def test_direct_layer_gradients_against_float64_differences_and_torch(threads):
 
     x64, w64, b64 = (a.astype(np.float64) for a in (x, weight, bias))
     h = 0.5  # the loss is linear in each argument: any step is exact
+    # Each float32 gradient within its own sums' bound; each difference within twice the
+    # float64 loss's rounding (out.size + C*9 + 1 terms, on magnitudes, the steps included)
+    # over 2h.
+    (s_out, n_out), (s_w, n_w), (s_x, n_x) = magnitudes(x, weight, bias, g, 1, 1)
+    with fastconv.use_backend("numpy"):
+        big = F.conv2d(np.abs(x64) + h, np.abs(w64) + h, np.abs(b64) + h, 1, 1)
+    step_error = (out.size + n_out) * np.finfo(np.float64).eps * np.sum(big * np.abs(g64)) / h
+    own = {"b": (np.abs(g64).sum(axis=(0, 2, 3)), g.shape[0] * g.shape[2] * g.shape[3]),
+           "W": (s_w, n_w), "x": (s_x, n_x)}
     for name, arr, got in (("b", b64, layer.db), ("W", w64, layer.dW), ("x", x64, dx)):
         numeric = np.empty_like(arr)
         for i in np.ndindex(arr.shape):
@@ -285,8 +325,10 @@ def test_direct_layer_gradients_against_float64_differences_and_torch(threads):
             arr[i] = saved
             numeric[i] = (up - down) / (2 * h)
         assert got.dtype == np.float32, name
-        np.testing.assert_allclose(got, numeric, rtol=1e-4, atol=1e-4 * np.abs(numeric).max(),
-                                   err_msg=name)
+        scale, terms = own[name]
+        bound = terms * np.finfo(np.float32).eps * scale + step_error
+        excess = np.abs(got - numeric) - bound
+        assert np.all(excess <= 0), (name, excess.max())
     torch = pytest.importorskip("torch")
     tx = torch.tensor(x64, requires_grad=True)
     tw = torch.tensor(w64, requires_grad=True)
@@ -294,9 +336,7 @@ def test_direct_layer_gradients_against_float64_differences_and_torch(threads):
     torch.nn.functional.conv2d(tx, tw, tb, padding=1).backward(torch.tensor(g64))
     for name, ours, theirs in (("b", layer.db, tb.grad), ("W", layer.dW, tw.grad),
                                ("x", dx, tx.grad)):
-        theirs = theirs.numpy()
-        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4 * np.abs(theirs).max(),
-                                   err_msg=name)
+        bf.assert_sums_agree(ours, theirs.numpy(), *own[name], what=name)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
