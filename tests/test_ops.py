@@ -19,9 +19,33 @@ WINDOWS = [
 ]
 
 
-def tol(dtype):
-    """For comparing the two backends, whose sums may run in different orders."""
-    return dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+def on_magnitudes(fn, *args, **kwargs):
+    """``fn`` on the absolute values of its float array arguments, in float64 on the
+    NumPy backend: the scale of the two backends' rounding bounds."""
+    args = [np.abs(a.astype(np.float64)) if isinstance(a, np.ndarray) and a.dtype.kind == "f"
+            else a for a in args]
+    with fastconv.use_backend("numpy"):
+        return fn(*args, **kwargs)
+
+
+def agree(a, b, terms, fn, *args, **kwargs):
+    """The two backends' results of a sum op: each within terms * eps * (the op on
+    magnitudes), in whatever order it adds (bruteforce.assert_sums_agree)."""
+    bf.assert_sums_agree(a, b, on_magnitudes(fn, *args, **kwargs), terms, what=fn.__name__)
+
+
+def assert_adjoint(x, cols, y, back, terms, fn, *args, **kwargs):
+    """<cols, y> = <x, back> with cols the (exact) patches of x and back = fn(y, ...)
+    a sum of at most ``terms`` values: the float64 dot products err by at most
+    size * eps64 * their magnitudes, and back by terms * eps * fn(|y|) elementwise."""
+    x64, y64, c64, b64 = (a.astype(np.float64).ravel() for a in (x, y, cols, back))
+    lhs, rhs = np.dot(c64, y64), np.dot(x64, b64)
+    eps64 = np.finfo(np.float64).eps
+    allowed = (eps64 * (c64.size * np.dot(np.abs(c64), np.abs(y64))
+                        + x64.size * np.dot(np.abs(x64), np.abs(b64)))
+               + terms * np.finfo(back.dtype).eps
+               * np.dot(np.abs(x64), on_magnitudes(fn, y, *args, **kwargs).ravel()) + 1e-300)
+    assert abs(lhs - rhs) <= allowed, (lhs, rhs, allowed)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -195,12 +219,13 @@ def test_property_backends_agree_on_window_ops(g):
     a, b = _both(fastconv.im2col, x, *g["kernel"], stride=g["stride"], pad=g["pad"])
     np.testing.assert_array_equal(a, b)
     y = rng.standard_normal(a.shape).astype(g["dtype"])
-    a2, b2 = _both(fastconv.col2im, y, x.shape, *g["kernel"], stride=g["stride"], pad=g["pad"])
-    np.testing.assert_allclose(a2, b2, **tol(g["dtype"]))
+    args = (x.shape, *g["kernel"])
+    kwargs = dict(stride=g["stride"], pad=g["pad"])
+    a2, b2 = _both(fastconv.col2im, y, *args, **kwargs)
+    terms = g["kernel"][0] * g["kernel"][1]  # windows covering one pixel
+    agree(a2, b2, terms, fastconv.col2im, y, *args, **kwargs)
     # Adjoint identity: <im2col(x), y> == <x, col2im(y)>.
-    lhs = np.dot(a.ravel().astype(np.float64), y.ravel())
-    rhs = np.dot(x.ravel().astype(np.float64), a2.ravel())
-    assert lhs == pytest.approx(rhs, rel=1e-4 if g["dtype"] == np.float32 else 1e-10, abs=1e-4)
+    assert_adjoint(x, a, y, a2, terms, fastconv.col2im, *args, **kwargs)
 
 
 @needs_c
@@ -215,18 +240,18 @@ def test_property_backends_agree_on_unfold_fold(g):
     np.testing.assert_array_equal(a, b)
     y = rng.standard_normal(a.shape).astype(g["dtype"])
     a2, b2 = _both(fastconv.fold, y, (g["h"], g["w"]), g["kernel"], **kw)
-    np.testing.assert_allclose(a2, b2, **tol(g["dtype"]))
-    lhs = np.dot(a.ravel().astype(np.float64), y.ravel())
-    rhs = np.dot(x.ravel().astype(np.float64), a2.ravel())
-    assert lhs == pytest.approx(rhs, rel=1e-4 if g["dtype"] == np.float32 else 1e-10, abs=1e-4)
+    terms = g["kernel"][0] * g["kernel"][1]  # windows covering one pixel
+    agree(a2, b2, terms, fastconv.fold, y, (g["h"], g["w"]), g["kernel"], **kw)
+    assert_adjoint(x, a, y, a2, terms, fastconv.fold, (g["h"], g["w"]), g["kernel"], **kw)
     # Batch-inner: the same blocks and sums, rows holding every image's blocks.
     a3, b3 = _both(fastconv.unfold, x, g["kernel"], batch_inner=True, **kw)
     np.testing.assert_array_equal(a3, b3)
     np.testing.assert_array_equal(a3, np.concatenate(list(a), axis=1))
     y3 = np.concatenate(list(y), axis=1)
     a4, b4 = _both(fastconv.fold, y3, (g["h"], g["w"]), g["kernel"], batch_inner=True, **kw)
-    np.testing.assert_allclose(a4, b4, **tol(g["dtype"]))
-    np.testing.assert_allclose(a4, a2, **tol(g["dtype"]))
+    agree(a4, b4, terms, fastconv.fold, y3, (g["h"], g["w"]), g["kernel"], batch_inner=True,
+          **kw)
+    agree(a4, a2, terms, fastconv.fold, y, (g["h"], g["w"]), g["kernel"], **kw)
 
 
 @needs_c
@@ -251,9 +276,11 @@ def test_property_backends_agree_on_pooling(g, values):
     np.testing.assert_array_equal(ai, bi)
     dout = rng.standard_normal(ao.shape).astype(g["dtype"])
     a, b = _both(fastconv.max_pool2d_backward, dout, ai, x.shape)
-    np.testing.assert_allclose(a, b, **tol(g["dtype"]))
+    # A pixel is the maximum of at most kh*kw windows; averages divide once more.
+    terms = k[0] * k[1]
+    agree(a, b, terms, fastconv.max_pool2d_backward, dout, ai, x.shape)
     if values == "normal":
         a, b = _both(fastconv.avg_pool2d, x, k, s, pad)
-        np.testing.assert_allclose(a, b, **tol(g["dtype"]))
+        agree(a, b, terms + 1, fastconv.avg_pool2d, x, k, s, pad)
         a, b = _both(fastconv.avg_pool2d_backward, dout, x.shape, k, s, pad)
-        np.testing.assert_allclose(a, b, **tol(g["dtype"]))
+        agree(a, b, terms + 1, fastconv.avg_pool2d_backward, dout, x.shape, k, s, pad)
