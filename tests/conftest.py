@@ -25,7 +25,7 @@ def mnist_dir():
 
 
 import fastconv  # noqa: E402
-from fastconv._runtime import force_parallel_split, last_team_size  # noqa: E402
+from fastconv._testing import force_parallel_split, last_team_size  # noqa: E402
 
 
 # --- test profiles ---------------------------------------------------------------

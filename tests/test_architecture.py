@@ -96,7 +96,7 @@ def test_the_output_size_formula_lives_in_one_place_per_language():
     found = [p.name for p in PKG.glob("*.py")
              if any(py.search(line) and "``" not in line for line in p.read_text().splitlines())]
     assert found == [], found
-    assert "def out_size" in (PKG / "_geometry.py").read_text()
+    assert "def out_size" in (PKG / "ops" / "window.py").read_text()
     c = re.compile(r"\+\s*2\s*\*\s*\w+\s*-.*\)\s*/\s*\w+\s*\+\s*1")
     found = [p.name for p in sorted(CSRC.glob("*")) if c.search(p.read_text())]
     assert found == ["common.h"], found

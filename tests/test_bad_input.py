@@ -467,9 +467,10 @@ CASES = [
     Case("Convolution negative pad", lambda e: conv(pad=-1).forward(X4),
          Raises(ValueError, r"pad(ding)? must be a non-negative integer, got -1")),
     Case("Convolution wrong channels", lambda e: conv().forward(np.zeros((2, 3, 6, 6))),
-         Raises(ValueError, r"Convolution expects x of shape \(N, 1, H, W\), got \(2, 3, 6, 6\)")),
+         # The same words as conv2d's (test_every_entry_reads_the_same below).
+         Raises(ValueError, r"x has 3 channels but W expects 1 \(x shape \(2, 3, 6, 6\)")),
     Case("Convolution 3-D x", lambda e: conv().forward(np.zeros((1, 6, 6))),
-         Raises(ValueError, r"Convolution expects x of shape \(N, 1, H, W\), got \(1, 6, 6\)")),
+         Raises(ValueError, r"x must be a 4-D \(N, C, H, W\) array, got shape \(1, 6, 6\)")),
     Case("Convolution input smaller than filter", lambda e: conv().forward(np.zeros((1, 1, 2, 2))),
          Raises(ValueError, r"filter 3x3 is larger than the padded input 2x2")),
     Case("Convolution x str", lambda e: conv().forward("abc"),

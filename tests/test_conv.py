@@ -11,7 +11,7 @@ from fastconv import functional as F
 from fastconv.layers import Convolution
 import bruteforce as bf
 from conftest import running_on
-from fastconv._runtime import last_team_size
+from fastconv._testing import last_team_size
 
 try:
     from fastconv import _ext

@@ -43,8 +43,8 @@ from hypothesis import HealthCheck, assume, event, given, note, settings
 from hypothesis import strategies as st
 
 import fastconv
-from fastconv import _validate
-from fastconv._geometry import pair
+from fastconv.ops import validate as _validate
+from fastconv.ops.window import pair
 
 
 class V:

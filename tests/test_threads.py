@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv._runtime import force_parallel_split
+from fastconv._testing import force_parallel_split
 
 pytestmark = pytest.mark.skipif("c" not in fastconv.available_backends(),
                                 reason="compiled extension not built")
@@ -200,7 +200,7 @@ FORK_ASKS_AGAIN = """
     import os, sys, warnings
     import numpy as np
     import fastconv
-    from fastconv._runtime import last_team_size
+    from fastconv._testing import last_team_size
 
     x = np.random.default_rng(0).standard_normal((16, 8, 40, 40))
     def work():

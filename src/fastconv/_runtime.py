@@ -1,13 +1,13 @@
 """The runtime: which backend runs, on how many threads, and what a fork does.
 
-Everything here is process state that the ops in :mod:`fastconv.functional`
+Everything here is process state that the ops in :mod:`fastconv.ops`
 read at each call. Nothing outside this module touches its private names;
-tests use :func:`force_parallel_split` and :func:`last_team_size`.
+the tests' hooks are in :mod:`fastconv._testing`.
 """
 import contextlib
+import contextvars
 import operator
 import os
-import sys
 import threading
 import warnings
 
@@ -23,8 +23,6 @@ _LOAD_TIME_DEFAULTS = {
     "OPENBLAS_THREAD_TIMEOUT": "4",   # sleep after 2**4 cycles instead of 2**28
     "OMP_WAIT_POLICY": "PASSIVE",     # libgomp's workers sleep when idle
 }
-WAIT_POLICY_SET_HERE = "OMP_WAIT_POLICY" not in os.environ
-NUMPY_LOADED_BEFORE = "numpy" in sys.modules
 
 
 @contextlib.contextmanager
@@ -53,9 +51,7 @@ __all__ = [
     "ext", "BACKENDS", "available_backends", "set_backend", "get_backend", "use_backend",
     "use_c", "openmp_enabled", "set_num_threads", "get_num_threads", "use_num_threads",
     "fork_limits_threads", "ISAS", "isa_cap",
-    "max_threads_allowed", "threads_for", "force_parallel_split", "last_team_size",
-    "blas_single_thread",
-    "WAIT_POLICY_SET_HERE", "NUMPY_LOADED_BEFORE",
+    "max_threads_allowed", "threads_for", "grain", "blas_single_thread",
 ]
 
 BACKENDS = ("c", "numpy")
@@ -263,13 +259,14 @@ def use_num_threads(n):
 
 # Below this many output elements a second thread costs more to wake than it
 # saves; on a loaded machine the wake-up can take a whole scheduler tick.
-_GRAIN = 1 << 15
-_grain = _GRAIN
+# A context variable, so that a test forcing every call to split (fastconv's
+# _testing module) changes only its own thread's calls.
+grain = contextvars.ContextVar("fastconv_grain", default=1 << 15)
 
 
 def threads_for(work):
     """Threads for a kernel call producing ``work`` output elements."""
-    return min(get_num_threads(), max(1, work // _grain))
+    return min(get_num_threads(), max(1, work // grain.get()))
 
 
 # --- numpy's BLAS pool ----------------------------------------------------------
@@ -338,27 +335,3 @@ def blas_single_thread():
                     lib, before = _blas_restore.pop()
                     lib.set_num_threads(before)
 
-
-@contextlib.contextmanager
-def force_parallel_split():
-    """For tests: split every call, however small, over all threads (grain 1),
-    so that small inputs exercise the multi-threaded code paths."""
-    global _grain
-    previous = _grain
-    _grain = 1
-    try:
-        yield
-    finally:
-        _grain = previous
-
-
-def last_team_size(reset=False):
-    """For tests: the team size of the last parallel region any kernel ran
-    (0 if none ran since the last reset). ``reset=True`` clears it and
-    returns the value it had."""
-    if ext is None:
-        return 0
-    value = ext.last_team()
-    if reset:
-        ext.reset_team()
-    return value

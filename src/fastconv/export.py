@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 
-from ._geometry import Window
+from .ops.window import Window
 from .layers import (LRN, Affine, BatchNormalization, Convolution, Dropout, Pooling, Relu,
                      Sigmoid)
 

@@ -17,6 +17,8 @@ import math
 import numpy as np
 
 from . import functional as F
+from .ops import conv as _conv
+from .ops import validate as V
 
 __all__ = [
     "Convolution", "Pooling", "Relu", "Sigmoid", "Affine", "SoftmaxWithLoss",
@@ -89,39 +91,56 @@ class Convolution:
         self.db = None
         self._ctx = None
         self._infer_ctx = None
+        self._window = None  # ((fh, fw, stride, pad), its Window), built once
 
-    def _input(self, x):
-        c = self.W.shape[1]
-        x = _as_float(x, self.W.dtype)
-        if x.ndim != 4 or x.shape[1] != c:
-            raise ValueError(f"Convolution expects x of shape (N, {c}, H, W), got {x.shape}")
-        return x
+    def _arguments(self, x):
+        """The one check of a call: x, and the parameters as they are now
+        (the book's code may have rebound W or b); then the cores run."""
+        w = self.W
+        if not isinstance(w, np.ndarray) or w.ndim != 4 or w.dtype.kind != "f":
+            w = V.float_array(w, "W", (4,), "4-D (FN, C, FH, FW)")
+        fn, c, fh, fw = w.shape
+        original = x
+        x = V.float_array(x, "x", (4,), "4-D (N, C, H, W)")
+        _conv.check_channels(x, w, "W")
+        dtype = w.dtype
+        x = x.astype(dtype, copy=False)
+        w = np.ascontiguousarray(w)
+        b = np.ascontiguousarray(_bias(self.b, fn, dtype), dtype=dtype)
+        if b.shape != (fn,):
+            raise ValueError(f"b must have shape ({fn},) or be a scalar, got {b.shape}")
+        key = (fh, fw, self.stride, self.pad)
+        if self._window is None or self._window[0] != key:
+            self._window = (key, _conv.conv_window(fh, fw, self.stride, self.pad, "W"))
+        win = self._window[1]
+        win.out_size(*x.shape[2:])  # a window larger than the padded image is refused here
+        shared = isinstance(original, np.ndarray) and np.may_share_memory(x, original)
+        return x, w, b, win, not shared
 
     def forward(self, x):
-        x = self._input(x)
-        out, self._ctx = F.conv2d_forward(x, self.W, self.b, self.stride, self.pad,
-                                          ctx=self._ctx, x_is_private=self.input_is_private)
+        x, w, b, win, fresh = self._arguments(x)
+        out, self._ctx = _conv.forward_core(x, w, b, win, ctx=self._ctx,
+                                            x_is_private=fresh or self.input_is_private)
         return out
 
     def infer(self, x, relu=False):
         """``forward`` that keeps nothing for backward (test-time prediction);
         its scratch memory is its own, so a pending backward is not disturbed.
         ``relu`` applies the ReLU that follows in the same pass."""
-        x = self._input(x)
-        out, self._infer_ctx = F.conv2d_forward(x, self.W, self.b, self.stride, self.pad,
-                                                ctx=self._infer_ctx, keep=False, relu=relu)
+        x, w, b, win, _ = self._arguments(x)
+        out, self._infer_ctx = _conv.forward_core(x, w, b, win, ctx=self._infer_ctx,
+                                                  keep=False, relu=relu)
         return out
 
     def backward(self, dout):
-        dout = _as_float(dout, self.W.dtype)
         dx, self.dW, self.db = F.conv2d_backward(self._ctx, dout,
                                                  input_grad=self.needs_input_grad)
         return dx
 
     @property
     def plan(self):
-        """The algorithm the last forward ran (see fastconv.functional.conv_plan)."""
-        return self._ctx.plan if self._ctx is not None else None
+        """The algorithm the last forward ran (see :func:`fastconv.ops.conv_plan`)."""
+        return self._ctx.plan_name if self._ctx is not None else None
 
     def __repr__(self):
         fn, c, fh, fw = self.W.shape

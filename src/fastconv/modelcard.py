@@ -21,7 +21,7 @@ import math
 import numbers
 import os
 
-from ._geometry import Window
+from .ops.window import Window
 
 __all__ = ["FILE_NAME", "card", "write_card", "read_card", "layer_shapes",
            "MAX_PARAMETERS"]

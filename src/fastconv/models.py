@@ -30,7 +30,7 @@ import math
 import numpy as np
 
 from . import checkpoint
-from ._geometry import Window
+from .ops.window import Window
 from .gradcheck import numerical_gradient as _numerical_gradient
 from .layers import (LRN, Affine, BatchNormalization, Convolution, Dropout, Pooling, Relu,
                      Sigmoid, SoftmaxWithLoss)

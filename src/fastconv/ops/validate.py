@@ -1,4 +1,4 @@
-"""Argument checking shared by every public op in :mod:`fastconv.functional`.
+"""Argument checking shared by every public op in :mod:`fastconv.ops`.
 
 Everything here runs before any kernel touches memory, so that a bad call ends
 in a ValueError or TypeError that names the argument and the value, and never

@@ -2,8 +2,8 @@
 
 This is the oracle the C backend is tested against and the baseline it is
 benchmarked against. It assumes its arguments were already validated and
-normalised by :mod:`fastconv.functional`: arrays are C-contiguous, native-endian
-float32/float64, and every window is a :class:`fastconv._geometry.Window`.
+normalised by :mod:`fastconv.ops`: arrays are C-contiguous, native-endian
+float32/float64, and every window is a :class:`fastconv.ops.window.Window`.
 Python loops here run over window offsets (at most kh*kw iterations), never
 over pixels.
 """

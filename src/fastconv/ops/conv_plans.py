@@ -1,0 +1,216 @@
+"""The convolution algorithms, one object each, and the planner that picks one.
+
+Every plan computes the same cross-correlation and both of its gradients:
+
+- ``direct``: the C kernel with no patch matrix (stride 1, C backend);
+- ``per_image``: unfold per image, one (FN, CKK) x (CKK, L) product per image;
+- ``rows``: the book's single (N*OH*OW, CKK) patch matrix and one product.
+
+:func:`choose` looks at the backend, dtype, stride and shapes, never at the
+values. The arrays a plan gets are checked already (:mod:`.conv` does that at
+the door), so the plans call the unchecked cores of :mod:`.patches`.
+"""
+import contextlib
+import contextvars
+
+import numpy as np
+
+from .. import _runtime as R
+from .patches import col2im_core, fold_core, im2col_core, unfold_core
+
+__all__ = ["DIRECT_MIN_PIXELS", "PER_IMAGE_MIN_PIXELS", "PLANS", "choose", "forced"]
+
+# The direct kernel computes a padded grid of positions; on 8x8 maps a third
+# of it is waste, and alone the patch-matrix path was a little faster there
+# (benchmarks/conv_layouts.py). But that path's product wakes numpy's BLAS
+# workers, whose spinning then slows every OpenMP kernel of the step when numpy
+# was imported before fastconv (DeepConvNet: 1.44x); on the direct kernel from
+# 8x8 up, the step was as fast in either import order (benchmarks/README.md).
+DIRECT_MIN_PIXELS = 64
+# At or above this many output pixels per image, one product per image on
+# PyTorch's unfold layout gives NCHW directly and wins; below it the book's
+# single product wins despite the transposes around it (conv_layouts.py).
+PER_IMAGE_MIN_PIXELS = 256
+# Values of scratch per image beyond which the patch path (with its own size
+# checks) takes over; any real network's layers are far below it.
+_DIRECT_SCRATCH_LIMIT = 1 << 28
+
+
+def _direct_fits(image, fn, padding):
+    c, h, w = image
+    padded = (h + 2 * padding[0]) * (w + 2 * padding[1])
+    return (c + fn + 4) * padded <= _DIRECT_SCRATCH_LIMIT
+
+
+class PerImage:
+    """One product per image on PyTorch's unfold layout: NCHW comes out directly."""
+
+    name = "per_image"
+    keeps_input = False  # backward reads the patch matrix, kept in ctx.cols
+
+    def serves(self, x_shape, w_shape, dtype, win):
+        return True
+
+    def forward(self, x, w, b, win, ctx, keep, relu=False):
+        n, c, _, _ = x.shape
+        fn, _, kh, kw = w.shape
+        oh, ow = win.out_size(*x.shape[2:])
+        cols = unfold_core(x, win, ctx.buffer("cols", (n, c * kh * kw, oh * ow), x.dtype))
+        out = np.matmul(w.reshape(fn, -1), cols)                             # (N, FN, L)
+        if b is not None:
+            out += b[:, None]
+        if keep:
+            ctx.cols = cols
+        out = out.reshape(n, fn, oh, ow)
+        return np.maximum(out, 0, out=out) if relu else out
+
+    def patches(self, x, win):
+        return unfold_core(x, win)
+
+    def weight_grad(self, x, cols, d, w_shape, win):
+        if cols is None:
+            cols = self.patches(x, win)
+        n, fn = d.shape[:2]
+        dmat = d.reshape(n, fn, d.shape[2] * d.shape[3])                     # (N, FN, L)
+        # One product per image: numpy's stacked matmul leaves BLAS for a slow
+        # loop when the second operand is transposed (measured 20x).
+        dw = np.zeros((fn, cols.shape[1]), dtype=d.dtype)
+        part = np.empty_like(dw)
+        for i in range(n):
+            dw += np.dot(dmat[i], cols[i].T, out=part)
+        return dw.reshape(w_shape)
+
+    def input_grad(self, d, w, x_shape, win, ctx=None):
+        n, c = x_shape[:2]
+        fn, _, kh, kw = w.shape
+        dmat = d.reshape(n, fn, d.shape[2] * d.shape[3])
+        out = ctx.buffer("dcols", (n, c * kh * kw, dmat.shape[2]), d.dtype) if ctx else None
+        dcols = np.matmul(np.ascontiguousarray(w.reshape(fn, -1).T), dmat, out=out)
+        return fold_core(dcols, x_shape, win)
+
+
+class Rows:
+    """The book's single patch matrix: one large product for the whole batch."""
+
+    name = "rows"
+    keeps_input = False
+
+    def serves(self, x_shape, w_shape, dtype, win):
+        return True
+
+    def forward(self, x, w, b, win, ctx, keep, relu=False):
+        n = x.shape[0]
+        fn = w.shape[0]
+        oh, ow = win.out_size(*x.shape[2:])
+        cols = im2col_core(x, win)                                           # (N*L, CKK)
+        prod = cols @ w.reshape(fn, -1).T                                    # (N*L, FN)
+        # Back to NCHW in memory, the bias added on the way: ReLU's mask and
+        # product on a transposed view were several times slower than on
+        # contiguous maps (benchmarks/README.md).
+        out = np.empty((n, fn, oh, ow), dtype=prod.dtype)
+        nchw = prod.reshape(n, oh, ow, fn).transpose(0, 3, 1, 2)
+        if b is not None:
+            np.add(nchw, b[:, None, None], out=out)
+        else:
+            out[...] = nchw
+        if keep:
+            ctx.cols = cols
+        return np.maximum(out, 0, out=out) if relu else out
+
+    def patches(self, x, win):
+        return im2col_core(x, win)
+
+    def weight_grad(self, x, cols, d, w_shape, win):
+        if cols is None:
+            cols = self.patches(x, win)
+        fn = w_shape[0]
+        return (d.transpose(0, 2, 3, 1).reshape(-1, fn).T @ cols).reshape(w_shape)
+
+    def input_grad(self, d, w, x_shape, win, ctx=None):
+        fn = w.shape[0]
+        dmat = d.transpose(0, 2, 3, 1).reshape(-1, fn)                      # (N*L, FN)
+        return col2im_core(dmat @ w.reshape(fn, -1), x_shape, win)
+
+
+class Direct:
+    """The C kernel with no patch matrix: stride 1, float32 or float64."""
+
+    name = "direct"
+    keeps_input = True  # backward reads x itself
+
+    def serves(self, x_shape, w_shape, dtype, win):
+        return (R.use_c() and np.dtype(dtype) in (np.float32, np.float64)
+                and win.stride == (1, 1) and R.ext.conv_available()
+                and _direct_fits(x_shape[1:], w_shape[0], win.padding))
+
+    def forward(self, x, w, b, win, ctx, keep, relu=False):
+        n = x.shape[0]
+        fn = w.shape[0]
+        oh, ow = win.out_size(*x.shape[2:])
+        out = np.empty((n, fn, oh, ow), dtype=x.dtype)
+        if out.size:
+            R.ext.conv2d(x, w, b, *win.padding, relu, R.threads_for(out.size), out)
+        return out
+
+    def weight_grad(self, x, cols, d, w_shape, win):
+        dw = np.empty(w_shape, dtype=x.dtype)
+        if dw.size:
+            R.ext.conv2d_weight_grad(x, d, *win.padding, R.threads_for(d.size), dw)
+        # The kernel also multiplies the zeros of grad_output's padding columns
+        # by input pixels: with finite inputs those terms are exact zeros, but
+        # 0 * inf is NaN. A finite dW therefore is the true sum; a non-finite
+        # one is recomputed from the true terms alone (a look at dW, not x).
+        if not np.isfinite(dw).all():
+            return PLANS["per_image"].weight_grad(x, None, d, w_shape, win)
+        return dw
+
+    def input_grad(self, d, w, x_shape, win, ctx=None):
+        c = x_shape[1]
+        fn, _, kh, kw = w.shape
+        full = (kh - 1 - win.padding[0], kw - 1 - win.padding[1])
+        # The input gradient is the full correlation of grad_output with the
+        # flipped filters, channels and filters swapped: the forward kernel
+        # again, with padding k-1-p, when the window covers the padding
+        # (p <= k-1). With fewer than 4 channels most of its 4-filter blocks
+        # would be padding.
+        if min(full) >= 0 and c >= 4 and _direct_fits((fn,) + d.shape[2:], c, full):
+            flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+            dx = np.empty(x_shape, dtype=d.dtype)
+            if dx.size:
+                R.ext.conv2d(d, flipped, None, *full, False, R.threads_for(dx.size), dx)
+            return dx
+        return PLANS["per_image"].input_grad(d, w, x_shape, win, ctx)
+
+
+PLANS = {plan.name: plan for plan in (Direct(), PerImage(), Rows())}
+
+# Per thread (a context variable): one Python thread's forced plan must not
+# change another's convolutions midway.
+_forced = contextvars.ContextVar("fastconv_forced_conv_plan", default=None)
+
+
+@contextlib.contextmanager
+def forced(name):
+    """Inside the block, the calling thread's convolutions run the plan
+    ``name`` wherever it serves the call (tests and benchmarks)."""
+    if name not in PLANS:
+        raise ValueError(f"plan must be one of {sorted(PLANS)}, got {name!r}")
+    token = _forced.set(name)
+    try:
+        yield
+    finally:
+        _forced.reset(token)
+
+
+def choose(x_shape, w_shape, dtype, win):
+    """The plan object for this convolution: by backend, dtype, stride and size."""
+    direct = PLANS["direct"]
+    serves = direct.serves(x_shape, w_shape, dtype, win)
+    name = _forced.get()
+    if name is not None and (name != "direct" or serves):
+        return PLANS[name]
+    oh, ow = win.out_size(*x_shape[2:])
+    if serves and oh * ow >= DIRECT_MIN_PIXELS:
+        return direct
+    return PLANS["per_image"] if oh * ow >= PER_IMAGE_MIN_PIXELS else PLANS["rows"]
+

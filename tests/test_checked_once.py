@@ -1,0 +1,84 @@
+"""Arguments are checked once, at the door: a layer checks its input and calls
+the unchecked cores; the public ops check theirs and call the same cores. One
+mistake reads the same whichever public entry it came through."""
+import re
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import functional as F
+from fastconv.ops import validate as V
+
+
+@pytest.fixture
+def checks(monkeypatch):
+    """Every V.float_array call of the test, as (argument name, shape)."""
+    seen = []
+    real = V.float_array
+
+    def counting(x, name, *args, **kwargs):
+        seen.append((name, np.shape(x)))
+        return real(x, name, *args, **kwargs)
+
+    monkeypatch.setattr(V, "float_array", counting)
+    return seen
+
+
+@pytest.mark.parametrize("backend", fastconv.available_backends())
+@pytest.mark.parametrize("shape, pad", [((4, 16, 14, 14), 1), ((3, 1, 28, 28), 0),
+                                        ((2, 8, 6, 6), 2)])
+def test_one_convolution_forward_checks_x_once(checks, backend, shape, pad):
+    rng = np.random.default_rng(0)
+    layer = fastconv.Convolution(rng.standard_normal((6, shape[1], 3, 3)).astype(np.float32),
+                                 np.zeros(6, np.float32), stride=1, pad=pad)
+    x = rng.standard_normal(shape).astype(np.float32)
+    with fastconv.use_backend(backend):
+        for plan in ("direct", "per_image", "rows"):
+            checks.clear()
+            with F.use_conv_plan(plan):
+                layer.forward(x)
+            assert [c for c in checks if c[1] == x.shape] == [("x", x.shape)], (plan, checks)
+            checks.clear()
+            layer.infer(x)
+            assert [c for c in checks if c[1] == x.shape] == [("x", x.shape)], checks
+
+
+@pytest.mark.parametrize("backend", fastconv.available_backends())
+def test_backward_checks_dout_once(checks, backend):
+    rng = np.random.default_rng(1)
+    layer = fastconv.Convolution(rng.standard_normal((5, 4, 3, 3)), np.zeros(5), pad=1)
+    x = rng.standard_normal((2, 4, 9, 9))
+    with fastconv.use_backend(backend):
+        out = layer.forward(x)
+        checks.clear()
+        layer.backward(np.ones_like(out))
+    assert [name for name, _ in checks] == ["grad_output"], checks
+
+
+def _message(call):
+    with pytest.raises((ValueError, TypeError)) as info:
+        call()
+    return type(info.value), re.sub(r"\bweight\b|\bW\b", "<filters>", str(info.value))
+
+
+W = np.zeros((6, 3, 3, 3))
+MISTAKES = {
+    "wrong channels": np.zeros((2, 4, 8, 8)),
+    "3-D x": np.zeros((3, 8, 8)),
+    "a string": "abc",
+    "complex": np.zeros((2, 3, 8, 8), complex),
+}
+
+
+@pytest.mark.parametrize("mistake", list(MISTAKES))
+def test_a_mistake_reads_the_same_through_every_entry(mistake):
+    x = MISTAKES[mistake]
+    entries = {
+        "conv2d": lambda: F.conv2d(x, W, None, 1, 1),
+        "conv2d_forward": lambda: F.conv2d_forward(x, W, None, 1, 1),
+        "Convolution.forward": lambda: fastconv.Convolution(W, np.zeros(6), 1, 1).forward(x),
+        "Convolution.infer": lambda: fastconv.Convolution(W, np.zeros(6), 1, 1).infer(x),
+    }
+    messages = {name: _message(call) for name, call in entries.items()}
+    assert len(set(messages.values())) == 1, messages
