@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 
+import bruteforce as bf
 import fastconv
 from fastconv import bench
 from fastconv import functional as F
@@ -192,7 +193,8 @@ def test_predict_in_batches_is_predict():
     x = np.random.default_rng(1).random((7, 1, 28, 28))
     got = bench._predict_in_batches(net, x, 3)
     assert got.shape == (7, 10)
-    np.testing.assert_allclose(got, net.predict(x), rtol=1e-12, atol=1e-12)
+    # Batches of 3 against one of 7: BLAS may block them differently.
+    bf.NetBound(net, x).check(got, net.predict(x))
 
 
 def test_targets_verdicts():
@@ -208,5 +210,5 @@ def test_targets_verdicts():
     rows = bench.targets(result)
     assert [(r["value"], r["target"], r["met"]) for r in rows] == [
         (0.1, 0.15, True), (1.0, 0.8, False), (None, 0.6, None),
-        (pytest.approx(1.3), 1.3, True)]
+        (1.3, 1.3, True)]  # 1.3 / 1.0: a division by one is exact
     assert bench.format_targets_table(rows).count("\n") == 1 + len(rows)

@@ -9,6 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 
+import bruteforce as bf
 import fastconv
 from fastconv import functional as F
 from fastconv.layers import Convolution
@@ -245,12 +246,15 @@ def test_scalar_bias_as_the_book_passes_it():
     for backend_name in fastconv.available_backends():
         with fastconv.use_backend(backend_name):
             out = Convolution(w, 0).forward(x)
-            np.testing.assert_allclose(out, Convolution(w, np.zeros(1)).forward(x), rtol=1e-12)
+            # The scalar becomes the same bias array: the same kernel on the same values.
+            np.testing.assert_array_equal(out, Convolution(w, np.zeros(1)).forward(x))
             small = Convolution(w.astype(np.float32), 0.5).forward(x[:, :, :3, :3])
             assert small.shape == (1, 1, 1, 1) and small.dtype == np.float32
     from fastconv.layers import Affine
     a = rng.standard_normal((4, 3))
-    np.testing.assert_allclose(Affine(a, 2.0).forward(np.ones((2, 4))), np.ones((2, 4)) @ a + 2)
+    # Four products and the bias, each side rounded in its own order.
+    got = Affine(a, 2.0).forward(np.ones((2, 4)))
+    bf.assert_sums_agree(got, np.ones((2, 4)) @ a + 2, np.ones((2, 4)) @ np.abs(a) + 2, 5)
 
 
 def test_im2col_and_col2im_take_the_books_argument_names():

@@ -3,9 +3,23 @@ import numpy as np
 import pytest
 
 import fastconv
+import bruteforce as bf
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
+
+
+def on_magnitudes(fn, *args):
+    """fn on |float arrays| in float64 (NumPy backend): the scale of a rounding bound."""
+    args = [np.abs(a.astype(np.float64)) if isinstance(a, np.ndarray) and a.dtype.kind == "f"
+            else a for a in args]
+    with fastconv.use_backend("numpy"):
+        return fn(*args)
+
+
+def _terms(kernel):
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    return kh * kw
 
 CASES = [  # kernel, dilation, padding, stride
     (3, 1, 1, 1), ((2, 3), (2, 1), (1, 0), (2, 1)), (1, 1, 0, 2), ((4, 2), 1, (2, 1), (1, 3)),
@@ -22,7 +36,9 @@ def test_unfold_fold(backend, dtype, kernel, dilation, padding, stride):
     y = np.random.default_rng(1).standard_normal(got.shape).astype(dtype)
     got = fastconv.fold(y, (10, 9), kernel, dilation, padding, stride)
     want = TF.fold(torch.from_numpy(y), (10, 9), kernel, dilation, padding, stride).numpy()
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # Sums of at most kh*kw blocks, added in torch's order and in ours.
+    bf.assert_sums_agree(got, want, on_magnitudes(fastconv.fold, y, (10, 9), kernel, dilation,
+                                                  padding, stride), _terms(kernel))
 
 
 POOLS = [(2, None, 0), (3, 2, 1), ((3, 2), (1, 2), (1, 1)), (2, 1, 1)]
@@ -39,8 +55,10 @@ def test_max_pool2d_with_indices(backend, kernel, stride, padding):
     np.testing.assert_array_equal(idx, t_idx.numpy())
     dout = rng.standard_normal(out.shape)
     t_out.backward(torch.from_numpy(dout))
-    np.testing.assert_allclose(fastconv.max_pool2d_backward(dout, idx, x.shape),
-                               t.grad.numpy(), rtol=1e-12, atol=1e-12)
+    # A cell that wins several overlapping windows sums their gradients (<= kh*kw).
+    bf.assert_sums_agree(fastconv.max_pool2d_backward(dout, idx, x.shape), t.grad.numpy(),
+                         on_magnitudes(fastconv.max_pool2d_backward, dout, idx, x.shape),
+                         _terms(kernel))
 
 
 @pytest.mark.parametrize("kernel,stride,padding", POOLS)
@@ -50,11 +68,16 @@ def test_avg_pool2d(backend, kernel, stride, padding):
     t = torch.from_numpy(x).requires_grad_()
     t_out = TF.avg_pool2d(t, kernel, stride, padding)
     out = fastconv.avg_pool2d(x, kernel, stride, padding)
-    np.testing.assert_allclose(out, t_out.detach().numpy(), rtol=1e-12, atol=1e-12)
+    # kh*kw - 1 additions and a division (or a reciprocal and a product).
+    bf.assert_sums_agree(out, t_out.detach().numpy(),
+                         on_magnitudes(fastconv.avg_pool2d, x, kernel, stride, padding),
+                         _terms(kernel) + 1)
     dout = rng.standard_normal(out.shape)
     t_out.backward(torch.from_numpy(dout))
     got = fastconv.avg_pool2d_backward(dout, x.shape, kernel, stride, padding)
-    np.testing.assert_allclose(got, t.grad.numpy(), rtol=1e-12, atol=1e-12)
+    bf.assert_sums_agree(got, t.grad.numpy(),
+                         on_magnitudes(fastconv.avg_pool2d_backward, dout, x.shape, kernel,
+                                       stride, padding), _terms(kernel) + 1)
 
 
 def test_max_pool2d_nan_differs_from_torch_only_in_which_nan(backend):
