@@ -441,3 +441,243 @@ def test_books_functions_util_and_trainer_evaluations():
         # only at 0, as 6.5 never divides an iteration count).
         assert trainer.current_iter == 19 and trainer.current_epoch == 3
         assert len(trainer.train_acc_list) == 3 and len(trainer.train_loss_list) == 19
+
+
+# --- where the stand-in finds MNIST: the reader's book folder first (issue 21, item 2) ---
+
+GZ_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")  # the book's key_file
+TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # ../shared/data/mnist
+
+SHOW_MNIST = '''
+import sys, os
+sys.path.append(os.pardir)
+import numpy as np
+from dataset.mnist import load_mnist
+(x_train, t_train), (x_test, t_test) = load_mnist(normalize=True, flatten=False,
+                                                  one_hot_label=True)
+print(x_train.shape, x_train.dtype, float(x_train.max()), t_train.shape)
+print(np.bincount(t_test.argmax(axis=1)).tolist())
+'''
+
+
+def offline_env(tmp_path):
+    """Only the book's folder can serve MNIST: no FASTCONV_DATA, fastconv's cache an
+    empty folder, and every proxy a closed port on this machine, so that a download
+    attempt fails at once without reaching the network."""
+    env = {k: v for k, v in os.environ.items()
+           if k != "FASTCONV_DATA" and "proxy" not in k.lower()}
+    dead = "http://127.0.0.1:9"
+    env.update(MPLBACKEND="Agg", XDG_CACHE_HOME=str(tmp_path / "cache"),
+               MPLCONFIGDIR=str(tmp_path / "mplconfig"), http_proxy=dead, https_proxy=dead,
+               HTTP_PROXY=dead, HTTPS_PROXY=dead)
+    return env
+
+
+def book_dataset(root, mnist_dir, gz=GZ_NAMES, pkl=None):
+    """root/dataset as a reader's: links to some of the real .gz files, and pkl's bytes
+    (or the file it names) as mnist.pkl."""
+    folder = root / "dataset"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in gz:
+        (folder / name).symlink_to(mnist_dir / name)
+    if isinstance(pkl, bytes):
+        (folder / "mnist.pkl").write_bytes(pkl)
+    elif pkl is not None:
+        (folder / "mnist.pkl").symlink_to(pkl)
+    return root
+
+
+@pytest.fixture
+def no_download(tmp_path, monkeypatch):
+    """In this process: fastconv's cache an empty folder and no mirror to download from,
+    so that a miss is an error here, never a download."""
+    from fastconv import datasets
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("FASTCONV_DATA", raising=False)
+    monkeypatch.setattr(datasets, "MIRRORS", ())
+
+
+def stand_in_mnist(root, **flags):
+    with book.installed(root) as modules:
+        return modules["dataset.mnist"].load_mnist(**flags)
+
+
+class RunsACommand:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch '{self.marker}'",))
+
+
+@pytest.fixture(scope="module")
+def raw_mnist(mnist_dir):
+    """The book's pickled dict: uint8 images (N, 784) and uint8 labels."""
+    (x, t), (xt, tt) = fastconv.load_mnist(normalize=False, data_dir=mnist_dir, download=False)
+    return {"train_img": x, "train_label": t, "test_img": xt, "test_label": tt}
+
+
+def test_a_readers_book_folder_serves_mnist(tmp_path, mnist_dir):
+    """The issue's case: the four .gz files in the book's dataset/, FASTCONV_DATA unset."""
+    root = make_book(tmp_path / "book", {"ch03/show.py": SHOW_MNIST})
+    (root / "dataset").mkdir()
+    for name in GZ_NAMES:
+        (root / "dataset" / name).write_bytes((mnist_dir / name).read_bytes())
+    env = offline_env(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "fastconv.book", "ch03/show.py"], cwd=root,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["(60000, 1, 28, 28) float32 1.0 (60000, 10)",
+                                        str(TEST_COUNTS)]
+    assert not (tmp_path / "cache" / "fastconv").exists()  # nothing fetched or cached
+
+
+def _idx_labels(path, labels):
+    path.write_bytes((0x801).to_bytes(4, "big") + len(labels).to_bytes(4, "big")
+                     + labels.astype(np.uint8).tobytes())
+
+
+@pytest.mark.parametrize("gz, pkl, served_by", [
+    (GZ_NAMES, True, "gz"),           # the .gz files first, the pickle unread
+    ((), True, "pkl"),                # else the book's pickle
+    (GZ_NAMES[:3], True, "pkl"),      # three .gz files are not a data set
+    ((), False, "FASTCONV_DATA"),     # else the usual places
+    (GZ_NAMES[1:], False, "FASTCONV_DATA"),
+])
+def test_the_books_folder_comes_first_then_its_pickle_then_fastconv_data(
+        tmp_path, mnist_dir, raw_mnist, monkeypatch, no_download, gz, pkl, served_by):
+    # Each source holds other labels, so the labels say which one served.
+    shift = {"gz": 0, "FASTCONV_DATA": 1, "pkl": 2}
+    data = tmp_path / "fastconv_data"
+    data.mkdir()
+    for name in GZ_NAMES[::2]:
+        (data / name).symlink_to(mnist_dir / name)
+    _idx_labels(data / "train-labels-idx1-ubyte", (raw_mnist["train_label"] + 1) % 10)
+    _idx_labels(data / "t10k-labels-idx1-ubyte", (raw_mnist["test_label"] + 1) % 10)
+    monkeypatch.setenv("FASTCONV_DATA", str(data))
+    content = None
+    if pkl:
+        shifted = dict(raw_mnist, train_label=(raw_mnist["train_label"] + 2) % 10,
+                       test_label=(raw_mnist["test_label"] + 2) % 10)
+        content = pickle.dumps(shifted, -1)  # as the book's init_mnist writes it
+    root = book_dataset(tmp_path / "book", mnist_dir, gz, content)
+    (x, t), (xt, tt) = stand_in_mnist(root, normalize=False)
+    k = shift[served_by]
+    np.testing.assert_array_equal(t, (raw_mnist["train_label"] + k) % 10)
+    np.testing.assert_array_equal(tt, (raw_mnist["test_label"] + k) % 10)
+    np.testing.assert_array_equal(x, raw_mnist["train_img"])
+    np.testing.assert_array_equal(xt, raw_mnist["test_img"])
+
+
+@pytest.fixture(scope="module")
+def books_own_loader(tmp_path_factory, mnist_dir):
+    """The book's own dataset/mnist.py, imported from a copy whose folder holds links to
+    the four .gz files; its init_mnist has written its mnist.pkl there."""
+    import contextlib
+    import importlib.util
+    import io
+    from pathlib import Path
+    source = Path(__file__).resolve().parents[2] / "shared" / "book" / "dataset" / "mnist.py"
+    if not source.is_file():
+        pytest.fail(f"the book's repository is not at {source.parents[1]}")
+    root = book_dataset(tmp_path_factory.mktemp("books_loader"), mnist_dir)
+    (root / "dataset" / "mnist.py").write_text(source.read_text(encoding="utf-8"),
+                                               encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("fastconv_tests_books_mnist",
+                                                  root / "dataset" / "mnist.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with contextlib.redirect_stdout(io.StringIO()):
+        module.init_mnist()  # reads the .gz files (nothing to download) and pickles them
+    return module, root / "dataset" / "mnist.pkl"
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+@pytest.mark.parametrize("flatten", [True, False])
+@pytest.mark.parametrize("one_hot_label", [False, True])
+def test_the_stand_in_returns_what_the_books_loader_returns(
+        tmp_path, mnist_dir, books_own_loader, no_download, normalize, flatten,
+        one_hot_label):
+    loader, books_pickle = books_own_loader
+    flags = dict(normalize=normalize, flatten=flatten, one_hot_label=one_hot_label)
+    theirs = loader.load_mnist(**flags)
+    from_gz = stand_in_mnist(book_dataset(tmp_path / "gz", mnist_dir), **flags)
+    # The pickle the book's own init_mnist wrote, through the restricted unpickler.
+    from_pkl = stand_in_mnist(book_dataset(tmp_path / "pkl", mnist_dir, (), books_pickle),
+                              **flags)
+    for ours in (from_gz, from_pkl):
+        for (x, t), (bx, bt) in zip(ours, theirs):
+            assert (x.dtype, x.shape) == (bx.dtype, bx.shape)  # float32 / uint8, as the book
+            np.testing.assert_array_equal(x, bx)
+            assert t.shape == bt.shape
+            # One-hot rows are float32 in fastconv (float64 in the book): same values.
+            assert t.dtype == (np.float32 if one_hot_label else bt.dtype)
+            np.testing.assert_array_equal(t, bt)
+
+
+def test_a_pickle_in_the_books_folder_that_would_run_a_command_is_refused(
+        tmp_path, mnist_dir, no_download):
+    from fastconv.datasets import DatasetError
+    marker = tmp_path / "MARKER"
+    content = pickle.dumps({"train_img": RunsACommand(marker)}, -1)
+    root = make_book(tmp_path / "book", {"ch03/show.py": SHOW_MNIST})
+    book_dataset(root, mnist_dir, (), content)
+    with pytest.raises(DatasetError, match=r"mnist\.pkl.*refused: the pickle refers to "
+                                           r"(posix|os|nt)\.system"):
+        stand_in_mnist(root)
+    assert not marker.exists()
+    done = subprocess.run([sys.executable, "-m", "fastconv.book", "ch03/show.py"], cwd=root,
+                          env=offline_env(tmp_path), capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "refused" in done.stderr, done.stderr
+    assert done.stderr.startswith("python -m fastconv.book: error: ")
+    assert not marker.exists()
+
+
+def _bad_pickles():
+    zeros = {"train_img": np.zeros((60000, 784), np.uint8), "train_label": np.zeros(60000, np.uint8),
+             "test_img": np.zeros((10000, 784), np.uint8), "test_label": np.zeros(10000, np.uint8)}
+    label_10 = dict(zeros, test_label=np.full(10000, 10, np.uint8))
+    return [
+        ("truncated", pickle.dumps(zeros, -1)[:-100], "not a readable pickle"),
+        ("empty", b"", "not a readable pickle"),
+        ("a list", pickle.dumps([zeros["test_label"]], -1), "holds a list"),
+        ("no test labels", pickle.dumps({k: v for k, v in zeros.items() if k != "test_label"},
+                                        -1), "test_label"),
+        ("float images", pickle.dumps(dict(zeros, train_img=np.zeros((60000, 784))), -1),
+         "uint8"),
+        ("too few images", pickle.dumps(dict(zeros, train_img=zeros["train_img"][:100]), -1),
+         r"\(60000, 784\)"),
+        ("label 10", pickle.dumps(label_10, -1), r"label 10 .*outside 0\.\.9"),
+    ]
+
+
+@pytest.mark.parametrize("what, content, message", _bad_pickles(),
+                         ids=[case[0] for case in _bad_pickles()])
+def test_a_broken_pickle_in_the_books_folder_is_one_clear_line(
+        tmp_path, mnist_dir, no_download, what, content, message):
+    from fastconv.datasets import DatasetError
+    root = book_dataset(tmp_path / "book", mnist_dir, (), content)
+    with pytest.raises(DatasetError, match=message) as caught:
+        stand_in_mnist(root)
+    assert "\n" not in str(caught.value) and "mnist.pkl" in str(caught.value)
+
+
+def test_a_truncated_gz_in_the_books_folder_is_one_clear_line(tmp_path, mnist_dir,
+                                                              no_download):
+    from fastconv.datasets import DatasetError
+    root = make_book(tmp_path / "book", {"ch03/show.py": SHOW_MNIST})
+    book_dataset(root, mnist_dir, GZ_NAMES[:3])
+    whole = (mnist_dir / GZ_NAMES[3]).read_bytes()
+    (root / "dataset" / GZ_NAMES[3]).write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(DatasetError, match="t10k-labels-idx1-ubyte.gz.*truncated") as caught:
+        stand_in_mnist(root)
+    assert "\n" not in str(caught.value)
+    done = subprocess.run([sys.executable, "-m", "fastconv.book", "ch03/show.py"], cwd=root,
+                          env=offline_env(tmp_path), capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "t10k-labels-idx1-ubyte.gz" in done.stderr, \
+        done.stderr

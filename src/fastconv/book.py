@@ -17,14 +17,29 @@ them:
   ``cross_entropy_error``, ... (plain NumPy, as small as the book's).
 - ``common.gradient``: ``numerical_gradient(f, x)``.
 - ``common.optimizer``: fastconv's ``SGD``, ``Momentum``, ``Nesterov``,
-  ``AdaGrad``, ``RMSprop``, ``Adam``.
+  ``AdaGrad``, ``RMSprop``, ``Adam``; like the book's, they also step a dict
+  of Python numbers (ch06's ``optimizer_compare_naive.py``), see
+  :mod:`fastconv.optim`.
 - ``common.trainer``: a ``Trainer`` that trains and prints as the book's
   ("train loss:...", "=== epoch:1, train acc:..., test acc:... ===" and the
   final test accuracy).
-- ``dataset.mnist``: ``load_mnist(normalize, flatten, one_hot_label)`` reads
-  MNIST with :func:`fastconv.load_mnist` from ``$FASTCONV_DATA`` (else
-  fastconv's cache, downloading there with checksums when missing); the
-  book's loader downloads from a server that no longer serves the files.
+- ``dataset.mnist``: ``load_mnist(normalize, flatten, one_hot_label)`` looks
+  for MNIST where a reader of the book keeps it, in the ``dataset/`` folder of
+  the script's book: first the four ``.gz`` files the book's loader downloads
+  there (``train-images-idx3-ubyte.gz``, ...), read and checked by fastconv's
+  IDX reader; else the ``mnist.pkl`` the book's loader caches them in, read
+  by the restricted unpickler of :mod:`fastconv.book_params` (NumPy arrays
+  only: a pickle naming anything else is refused before it runs) and checked
+  as a dict of the book's four uint8 arrays. Without either, it reads them
+  with :func:`fastconv.load_mnist` from ``$FASTCONV_DATA``, else fastconv's
+  cache (downloading there with checksums when missing). (The book's own
+  loader reads only its pickle, which it first makes from the ``.gz`` files,
+  downloading those that are missing.) What comes back is the book's:
+  images float32 in [0, 1] (uint8 without ``normalize``), (N, 784) or
+  (N, 1, 28, 28); labels uint8, or one-hot rows (float32 here, float64 in
+  the book). A broken file in the book's folder is an error naming it
+  (``python -m fastconv.book`` prints it as one line and exits with 1), not
+  a reason to look elsewhere.
 
 Modules of the book that are not replaced (``common.multi_layer_net``, ...)
 are still found in the book's folder, next to the script's folder, and use
@@ -40,6 +55,7 @@ Finite-difference gradient checks need the default float64.
 """
 import argparse
 import contextlib
+import functools
 import math
 import os
 import runpy
@@ -282,12 +298,64 @@ class Trainer(_Trainer):
 
 # --- dataset.mnist ------------------------------------------------------------------
 
-def load_mnist(normalize=True, flatten=True, one_hot_label=False):
-    """The book's load_mnist, read by :func:`fastconv.load_mnist` (``$FASTCONV_DATA``,
-    else fastconv's cache). Images are float32 in [0, 1] (uint8 without
-    ``normalize``), (N, 784) or (N, 1, 28, 28); labels uint8, or one-hot rows."""
+#: The book's pickle of MNIST (dataset/mnist.py's save_file) and its keys, in the
+#: order of the four files.
+BOOK_PICKLE = "mnist.pkl"
+BOOK_KEYS = ("train_img", "train_label", "test_img", "test_label")
+
+
+def load_mnist(normalize=True, flatten=True, one_hot_label=False, *, book_root=None):
+    """The book's load_mnist: MNIST from ``book_root/dataset`` (its four ``.gz``
+    files, else its ``mnist.pkl``), else ``$FASTCONV_DATA``, else fastconv's cache.
+
+    Images are float32 in [0, 1] (uint8 without ``normalize``), (N, 784) or
+    (N, 1, 28, 28); labels uint8, or one-hot rows (float32). The stand-in
+    module's ``load_mnist`` is this with the running script's book as
+    ``book_root``. Raises :class:`fastconv.datasets.DatasetError` naming the
+    file when a file of the book's folder is corrupt, truncated or, for the
+    pickle, not the book's dict of four uint8 arrays or not made of NumPy
+    arrays alone (refused unrun).
+    """
+    from .datasets import (MNIST_FILES, DatasetUnavailableError, mnist_from_arrays,
+                           read_mnist_files)
     from .datasets import load_mnist as _load
-    return _load(normalize=normalize, flatten=flatten, one_hot_label=one_hot_label)
+    flags = dict(normalize=normalize, flatten=flatten, one_hot_label=one_hot_label)
+    folder = os.path.join(os.fspath(book_root), "dataset") if book_root else None
+    if folder:
+        gz = {name: os.path.join(folder, name + ".gz") for name in MNIST_FILES}
+        if all(os.path.isfile(p) for p in gz.values()):
+            return mnist_from_arrays(read_mnist_files(gz), source=folder, **flags)
+        pickled = os.path.join(folder, BOOK_PICKLE)
+        if os.path.isfile(pickled):
+            return mnist_from_arrays(_read_book_pickle(pickled), source=pickled, **flags)
+    try:
+        return _load(**flags)
+    except DatasetUnavailableError as exc:
+        if not folder:
+            raise
+        raise DatasetUnavailableError(
+            f"MNIST is not in the book's folder {folder} (neither the four .gz files nor "
+            f"{BOOK_PICKLE}), and:\n{exc}") from None
+
+
+def _read_book_pickle(path):
+    """{"train": (images, labels), "test": (...)} from the book's mnist.pkl, unpickled
+    with NumPy arrays allowed and nothing else."""
+    from .book_params import BookParamsError, read_pickled_arrays
+    from .datasets import DatasetError
+    try:
+        data = read_pickled_arrays(path)
+    except BookParamsError as exc:
+        raise DatasetError(str(exc)) from None
+    if not isinstance(data, dict):
+        raise DatasetError(f"{path} holds a {type(data).__name__}, expected the book's dict "
+                           f"of {', '.join(BOOK_KEYS)}")
+    missing = [key for key in BOOK_KEYS if key not in data]
+    if missing:
+        raise DatasetError(f"{path}: expected the book's dict of {', '.join(BOOK_KEYS)}; "
+                           f"it has no {', '.join(map(repr, missing))}")
+    return {"train": (data["train_img"], data["train_label"]),
+            "test": (data["test_img"], data["test_label"])}
 
 
 def init_mnist():
@@ -295,6 +363,14 @@ def init_mnist():
 
 
 # --- installing the modules -------------------------------------------------------------
+
+def _book_load_mnist(book_root):
+    """load_mnist with the book's signature, looking in ``book_root`` first."""
+    @functools.wraps(load_mnist)
+    def load(normalize=True, flatten=True, one_hot_label=False):
+        return load_mnist(normalize, flatten, one_hot_label, book_root=book_root)
+    return load
+
 
 def _module(name, path, doc, **names):
     module = types.ModuleType(name, doc)
@@ -323,7 +399,8 @@ def _build(book_root, float32):
                   BatchNormalization=BatchNormalization)
     optimizer = {cls.__name__: cls for cls in (_optim.SGD, _optim.Momentum, _optim.Nesterov,
                                                 _optim.AdaGrad, _optim.RMSprop, _optim.Adam)}
-    mnist = dict(np=np, load_mnist=load_mnist, init_mnist=init_mnist, train_num=60000,
+    mnist = dict(np=np, load_mnist=_book_load_mnist(book_root), init_mnist=init_mnist,
+                 train_num=60000,
                  test_num=10000, img_dim=(1, 28, 28), img_size=784)
     made = {
         "common": _module("common", folder("common"), "fastconv's stand-in for the book's common"),
@@ -426,10 +503,14 @@ def main(argv=None):
     options = parser.parse_args(argv)
     if not os.path.isfile(options.script):
         parser.exit(2, f"{parser.prog}: error: no such script: {options.script}\n")
+    from .datasets import DatasetError
     try:
         run(options.script, options.args, chdir=not options.no_chdir, float32=options.float32)
     except SystemExit as exc:  # the script's own sys.exit
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except DatasetError as exc:  # MNIST missing or broken: the message says which file
+        sys.stdout.flush()
+        parser.exit(1, f"{parser.prog}: error: {exc}\n")
     return 0
 
 

@@ -10,7 +10,9 @@ or called. The result must be a dict of str to numeric arrays.
 
 Use :meth:`fastconv.Net.load_book_params` to load such a file into a
 network (it also accounts for the book's dropout), or ``fastconv convert``
-to turn it into an ``.npz``.
+to turn it into an ``.npz``. :func:`read_pickled_arrays` is the same
+unpickler for the book's other pickle of arrays, its ``dataset/mnist.pkl``
+(which ``python -m fastconv.book`` reads when a reader's folder holds it).
 """
 import collections
 import io
@@ -19,10 +21,11 @@ import pickle
 
 import numpy as np
 
-__all__ = ["read_book_params", "BookParamsError"]
+__all__ = ["read_book_params", "read_pickled_arrays", "BookParamsError"]
 
-# The largest book file is 1.7 MB (DeepConvNet); a parameter file beyond
-# this is not one of the book's, and reading it whole would be the risk.
+# The largest parameter file is 1.7 MB (DeepConvNet), the book's mnist.pkl
+# 55 MB; a file beyond this is not one of the book's, and reading it whole
+# would be the risk.
 MAX_BYTES = 1 << 30
 
 
@@ -106,8 +109,32 @@ def _read_bytes(file_name):
         raise BookParamsError(f"cannot read {file_name}: {exc}") from exc
     if len(data) > MAX_BYTES:
         raise BookParamsError(f"{file_name} is larger than {MAX_BYTES} bytes, "
-                              f"too large for the book's parameters")
+                              f"too large for one of the book's pickles")
     return file_name, data
+
+
+def read_pickled_arrays(file_name):
+    """What a pickle of NumPy arrays holds, read without running anything.
+
+    The restricted unpickler resolves only the globals that pickled NumPy
+    arrays, NumPy scalars and ``collections.OrderedDict`` need, and refuses
+    any other before it is imported or called, so the result is built of
+    arrays, numbers, strings and containers. Its shape is the caller's to
+    check (:func:`read_book_params` wants a dict of str to numeric arrays).
+
+    Raises BookParamsError (a ValueError) with a one-line message naming the
+    file when it cannot be read, is not a pickle (truncated, empty, another
+    format) or refers to any other global.
+    """
+    file_name, data = _read_bytes(file_name)
+    try:
+        return _Unpickler(io.BytesIO(data)).load()
+    except BookParamsError as exc:
+        raise BookParamsError(f"{file_name}: {exc}") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+            IndexError, KeyError, MemoryError, OverflowError, UnicodeDecodeError) as exc:
+        raise BookParamsError(f"{file_name} is not a readable pickle of NumPy arrays: "
+                              f"{type(exc).__name__}: {exc}") from None
 
 
 def read_book_params(file_name):
@@ -131,15 +158,8 @@ def read_book_params(file_name):
     holds anything other than a dict of str to numeric (integer or float)
     arrays.
     """
-    file_name, data = _read_bytes(file_name)
-    try:
-        obj = _Unpickler(io.BytesIO(data)).load()
-    except BookParamsError as exc:
-        raise BookParamsError(f"{file_name}: {exc}") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            IndexError, KeyError, MemoryError, OverflowError, UnicodeDecodeError) as exc:
-        raise BookParamsError(f"{file_name} is not a readable pickle of NumPy arrays: "
-                              f"{type(exc).__name__}: {exc}") from None
+    file_name = os.fspath(file_name)
+    obj = read_pickled_arrays(file_name)
     if not isinstance(obj, dict):
         raise BookParamsError(f"{file_name} holds a {type(obj).__name__}, expected a dict "
                               f"of parameter names to arrays")

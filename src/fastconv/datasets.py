@@ -49,6 +49,8 @@ __all__ = [
     "resolve_data_dir",
     "download_mnist",
     "load_mnist",
+    "read_mnist_files",
+    "mnist_from_arrays",
 ]
 
 #: Public mirrors, tried in order.  Each holds the four ``*.gz`` files at the same names.
@@ -586,11 +588,56 @@ def load_mnist(
         for name in missing:
             paths[name] = _download_one(folder, name, mirrors, progress, DOWNLOAD_TIMEOUT)
 
-    result = []
+    return mnist_from_arrays(read_mnist_files(paths), normalize, flatten, one_hot_label,
+                             source=str(folder))
+
+
+def read_mnist_files(paths) -> dict:
+    """The raw arrays of the four MNIST files at ``paths``, checked as :func:`load_mnist`
+    checks them.
+
+    ``paths`` maps each name of :data:`MNIST_FILES` to its file, raw or gzip-compressed
+    (by its ``.gz`` suffix). Returns ``{"train": (images, labels), "test": (images,
+    labels)}``: uint8 images (N, 28, 28) and labels (N,), read-only (parsing is cached
+    per process). Raises :class:`DatasetError` naming the file that is wrong.
+    """
+    splits = {}
     for split, (images_name, labels_name, expected) in _SPLITS.items():
-        images, labels = _load_split(
-            _file_key(paths[images_name]), _file_key(paths[labels_name]), expected, split
+        splits[split] = _load_split(
+            _file_key(Path(paths[images_name])), _file_key(Path(paths[labels_name])),
+            expected, split
         )
+    return splits
+
+
+def mnist_from_arrays(splits, normalize=True, flatten=True, one_hot_label=False, *,
+                      source="MNIST"):
+    """``((x_train, t_train), (x_test, t_test))`` as :func:`load_mnist` returns them, from
+    MNIST's raw arrays.
+
+    ``splits`` is ``{"train": (images, labels), "test": (images, labels)}``: uint8 images
+    of shape (N, 784) or (N, 28, 28) and uint8 labels (N,) in 0..9, with N = 60000 and
+    10000 (what :func:`read_mnist_files` returns, or the arrays of the book's
+    ``mnist.pkl``). They are checked first (a :class:`DatasetError` starting with
+    ``source`` says what is wrong) and never modified; the results are new arrays.
+    """
+    result = []
+    for split, (_, _, expected) in _SPLITS.items():
+        images, labels = splits[split]
+        for what, a, shapes in (("images", images, ((expected, _ROWS * _COLS),
+                                                    (expected, _ROWS, _COLS))),
+                                ("labels", labels, ((expected,),))):
+            if not isinstance(a, np.ndarray) or a.dtype != np.uint8:
+                got = a.dtype if isinstance(a, np.ndarray) else type(a).__name__
+                raise DatasetError(f"{source}: the {split} {what} are {got}, expected uint8")
+            if a.shape not in shapes:
+                raise DatasetError(f"{source}: the {split} {what} have shape {a.shape}, "
+                                   f"expected {' or '.join(map(str, shapes))}")
+        bad = np.flatnonzero(labels >= _NUM_CLASSES)
+        if bad.size:
+            i = int(bad[0])
+            raise DatasetError(f"{source}: label {int(labels[i])} at index {i} of the {split} "
+                               f"labels is outside 0..{_NUM_CLASSES - 1}")
         if normalize:
             x = images.astype(np.float32)
             x /= np.float32(255.0)
