@@ -406,6 +406,58 @@ def test_books_batch_norm_normalises_each_feature_of_4d_input():
         assert layer.backward(np.ones_like(out)).shape == x.shape
 
 
+@pytest.fixture
+def books_own_layers(tmp_path):
+    """The book's own common/layers.py (with its common/functions.py and util.py),
+    imported as ``common`` from a copy while the test runs; sys.modules and
+    sys.path are restored afterwards."""
+    import shutil
+    from pathlib import Path
+    source = Path(__file__).resolve().parents[2] / "shared" / "book" / "common"
+    if not source.is_dir():
+        pytest.fail(f"the book's repository is not at {source.parent}")
+    shutil.copytree(source, tmp_path / "book" / "common")
+    saved = {k: sys.modules.pop(k) for k in list(sys.modules) if k.split(".")[0] == "common"}
+    sys.path.insert(0, str(tmp_path / "book"))
+    try:
+        import common.layers
+        yield common.layers
+    finally:
+        sys.path.remove(str(tmp_path / "book"))
+        for k in [k for k in sys.modules if k.split(".")[0] == "common"]:
+            del sys.modules[k]
+        sys.modules.update(saved)
+
+
+@pytest.mark.parametrize("shape", [(8, 5), (6, 2, 3, 3)])
+def test_books_batch_norm_keeps_the_books_running_statistics(books_own_layers, shape):
+    """The book starts the running variance at zero (fastconv's own layer at one), so
+    the test-mode outputs of a net trained a few steps (ch06/batch_norm_test.py
+    evaluates after the first) are the book's only if the stand-in does too."""
+    with book.installed() as modules:
+        ours_cls = modules["common.layers"].BatchNormalization
+    d = int(np.prod(shape[1:]))
+    rng = np.random.default_rng(5)
+    gamma, beta = rng.uniform(0.5, 2, d), rng.normal(0, 1, d)
+    ours = ours_cls(gamma.copy(), beta.copy())
+    theirs = books_own_layers.BatchNormalization(gamma.copy(), beta.copy())
+    eps = np.finfo(np.float64).eps
+    for step in range(4):
+        x = rng.normal(2, 3, shape)
+        if step:  # a test-mode forward between training steps, as the book's evaluations
+            probe = rng.normal(2, 3, shape)
+            want = theirs.forward(probe, train_flg=False)
+            # a few roundings of each output's terms apart at most
+            np.testing.assert_allclose(ours.forward(probe, train_flg=False), want,
+                                       rtol=16 * eps, atol=16 * eps)
+        want = theirs.forward(x, train_flg=True)
+        np.testing.assert_allclose(ours.forward(x, train_flg=True), want, rtol=16 * eps,
+                                   atol=16 * eps)
+        np.testing.assert_allclose(ours.running_var, theirs.running_var, rtol=16 * eps)
+        np.testing.assert_allclose(ours.running_mean, theirs.running_mean, rtol=16 * eps,
+                                   atol=16 * eps * 3)
+
+
 def test_books_functions_util_and_trainer_evaluations():
     with book.installed() as m:
         f, u = m["common.functions"], m["common.util"]

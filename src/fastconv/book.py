@@ -8,7 +8,8 @@ them:
   ``Sigmoid``, ``SoftmaxWithLoss`` are fastconv's layers; ``Dropout`` and
   ``BatchNormalization`` keep the book's arithmetic (dropout scaled by
   ``1 - dropout_ratio`` at test time; batch norm of 4-D input per C*H*W
-  feature), so the book's own networks and weights give the book's results.
+  feature, its running variance starting at zero), so the book's own
+  networks and weights give the book's results.
   Like the book's module it also offers ``common.functions``' names and
   ``im2col``/``col2im``.
 - ``common.util``: ``im2col``, ``col2im`` (the compiled kernels),
@@ -192,7 +193,15 @@ class Dropout:
 
 class BatchNormalization(_layers.BatchNormalization):
     """The book's batch norm: 4-D input is normalised per C*H*W feature (gamma of
-    that size), not per channel as fastconv's :class:`fastconv.BatchNormalization`."""
+    that size), not per channel as fastconv's :class:`fastconv.BatchNormalization`,
+    and the running variance starts at zero, as the book's (fastconv's starts at
+    one): a test-mode forward early in training, before the running statistics
+    have settled, gives the book's outputs."""
+
+    def __init__(self, gamma, beta, momentum=0.9, running_mean=None, running_var=None):
+        if running_var is None:
+            running_var = np.zeros(np.shape(gamma))
+        super().__init__(gamma, beta, momentum, running_mean, running_var)
 
     def forward(self, x, train_flg=True):
         x = np.asarray(x)
