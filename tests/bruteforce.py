@@ -209,7 +209,7 @@ def assert_sums_agree(actual, other, scale, terms, what="values"):
 class NetBound:
     """What rounding can explain in a network's test-mode scores (logits), and no more.
 
-    ``NetBound(net, x)`` evaluates ``net`` (any :class:`fastconv.models.Net`) on ``x``
+    ``NetBound(net, x)`` evaluates ``net`` (any :class:`fastconv.Net`) on ``x``
     in float64 on the NumPy backend (``exact``, through ``net._float64_copy()``) and
     ``of(dtype)`` bounds, for each logit, the error of an evaluation in ``dtype`` (in
     any summation order: BLAS kernel family, thread count, ISA build, ONNX Runtime or
@@ -266,14 +266,22 @@ class NetBound:
 
     def __init__(self, net, x):
         import fastconv
-        from fastconv import functional as F
-        from fastconv.layers import (LRN, Affine, BatchNormalization, Convolution,
-                                     Dropout, Pooling, Relu, Sigmoid)
+        import fastconv as F  # the public ops (conv2d) and layers, wherever they live
+        from fastconv import (LRN, Affine, BatchNormalization, Convolution, Dropout,
+                              Pooling, Relu, Sigmoid)
         twin = net._float64_copy()
-        with fastconv.use_backend("numpy"):
-            a = twin._input(np.asarray(x).astype(np.float64))
+        x64 = twin._input(np.asarray(x).astype(np.float64))
+        with fastconv.use_backend("numpy"):  # the oracle: NumPy's kernels in float64
+            self.exact = np.array(twin.predict(x64), dtype=np.float64)
+        # The magnitudes and the Jacobian only weight the bound: on the fastest backend.
+        fast = "c" if "c" in fastconv.available_backends() else "numpy"
+        with fastconv.use_backend(fast):
+            a = x64
             local = []  # per layer of twin._sequence: (worst, quadrature, library) or None
+            shapes = {}  # id(layer) -> the shape of its input
+            first = twin._sequence[0]
             for layer in twin._sequence:
+                shapes[id(layer)] = a.shape
                 if isinstance(layer, Convolution):
                     m = layer.W[0].size
                     args = (layer.stride, layer.pad)
@@ -320,7 +328,6 @@ class NetBound:
                     a = layer.forward(a)
                 else:
                     raise TypeError(f"NetBound knows no rounding bound for {layer!r}")
-            self.exact = np.array(a, dtype=np.float64)
             n, k = self.exact.shape
             self.worst = np.zeros((n, k))   # in units of eps
             self.quad = np.zeros((n, k))    # sum of c_k^2, in units of u^2
@@ -336,9 +343,16 @@ class NetBound:
                         self.quad[:, j] += np.sum(d * d * quad, axis=axes)
                         if lib is not None:
                             self.lib[:, j] += np.sum(np.abs(d) * lib, axis=axes)
-                    d = layer.backward(d.copy())
-                    if d is None:  # the first convolution skips its input gradient
+                    if layer is first:
                         break
+                    # Only the gradient with respect to the input is needed: no dW.
+                    if isinstance(layer, Convolution):
+                        d = F.conv2d_input_grad(d, layer.W, shapes[id(layer)], layer.stride,
+                                                layer.pad)
+                    elif isinstance(layer, Affine):
+                        d = (d @ layer.W.T).reshape(shapes[id(layer)])
+                    else:  # the layer may overwrite d, which is used up
+                        d = layer.backward(d)
 
     def of(self, dtype):
         """Per logit, a bound on |an evaluation in dtype - the exact scores|."""
