@@ -77,15 +77,17 @@ def load_image(path, max_pixels=MAX_PIXELS):
       (white strokes on a transparent canvas, as drawing apps and HTML
       canvases save them, or black ones, or any single colour);
     - otherwise the colour is composited onto paper, ``a v + (1 - a) P``.
-      Where the pixels bordering the fully transparent part are opaque, the
-      transparent part continues them: ``P`` is their colour if nine in ten
-      of them share it and most visible pixels do too (a picture with its own
-      paper, pasted on a transparent sheet; a colour within
-      ``PAPER_TOLERANCE`` of white or black is taken as white or black),
-      else white or black, whichever is nearer their median (a picture whose
-      paper colour was marked transparent). Otherwise (translucent edges: strokes on a transparent
-      canvas) ``P`` is white or black, whichever is farther from the
-      alpha-weighted mean colour of the visible pixels.
+      Where no pixel is fully transparent, ``P`` is the colour of the least
+      opaque pixels (translucent paper stays that paper). Where the pixels
+      bordering the fully transparent part are opaque, the transparent part
+      continues them: ``P`` is their colour if nine in ten of them share it
+      and most visible pixels do too (a picture with its own paper, pasted on
+      a transparent sheet), else white or black, whichever is nearer their
+      median (a picture whose paper colour was marked transparent).
+      Otherwise (translucent edges: strokes on a transparent canvas) ``P``
+      is white or black, whichever is farther from the alpha-weighted mean
+      colour of the visible pixels. A paper colour within
+      ``PAPER_TOLERANCE`` of white or black is taken as white or black.
 
     A fully transparent picture becomes white paper (and :func:`load_digit`
     refuses it as blank). Raises ImageError when the file is missing, not a
@@ -281,12 +283,14 @@ def _flatten(value, alpha):
 
 
 def _paper_under(value, alpha):
-    """The paper level behind the transparent part, from the visible pixels
-    bordering it when those are opaque; None when they are translucent (or
-    nothing is fully transparent)."""
+    """The paper level behind the transparent part: the colour of the least
+    opaque pixels when every pixel is visible; else from the visible pixels
+    bordering the fully transparent ones when those are opaque; None when
+    they are translucent."""
+    least = float(alpha.min())
+    if least > 0:
+        return _snap(float(np.median(value[alpha <= least + 0.5 / 255])))
     clear = alpha == 0
-    if not clear.any():
-        return None
     beside = np.zeros_like(clear)
     beside[1:] |= clear[:-1]
     beside[:-1] |= clear[1:]
@@ -297,9 +301,8 @@ def _paper_under(value, alpha):
         return None
     colours = value[ring]
     median = float(np.median(colours))
-    for extreme in (0.0, 1.0):
-        if abs(median - extreme) <= PAPER_TOLERANCE:
-            return extreme
+    if _snap(median) != median:
+        return _snap(median)
     one_colour = np.mean(np.abs(colours - median) <= PAPER_TOLERANCE) >= 0.9
     like_it = np.abs(value - median) <= PAPER_TOLERANCE
     like_it &= ~clear
@@ -307,6 +310,14 @@ def _paper_under(value, alpha):
     if one_colour and most:
         return median
     return 1.0 if median > 0.5 else 0.0
+
+
+def _snap(level):
+    """A paper level within PAPER_TOLERANCE of white or black is white or black."""
+    for extreme in (0.0, 1.0):
+        if abs(level - extreme) <= PAPER_TOLERANCE:
+            return extreme
+    return level
 
 
 def digit_to_input(gray, size=28, box=20):
