@@ -417,6 +417,13 @@ def on_transparent_sheet(g8, pad=30):
     return Image.fromarray(out, "RGBA")
 
 
+def translucent_paper(g8, light_ink):
+    """Opaque ink (every level but the paper's) on paper at a third opacity."""
+    paper = 0 if light_ink else 255
+    alpha = np.where(g8 == paper, 85, 255).astype(np.uint8)
+    return Image.fromarray(np.dstack([np.repeat(g8[..., None], 3, -1), alpha]), "RGBA")
+
+
 def la(lum, alpha):
     return Image.merge("LA", (Image.fromarray(np.broadcast_to(lum, alpha.shape).astype(np.uint8),
                                               "L"), Image.fromarray(alpha, "L")))
@@ -499,6 +506,8 @@ def keyed_writers():
             on_transparent_sheet(g8), f / "k.png"),
         "LA opaque picture on a transparent sheet": lambda g8, light, f: save(
             on_transparent_sheet(g8).convert("LA"), f / "k.png"),
+        "RGBA translucent paper, opaque ink": lambda g8, light, f: save(
+            translucent_paper(g8, light), f / "k.png"),
         "RGBA half transparent everywhere": lambda g8, light, f: save(
             Image.fromarray(np.dstack([np.repeat(g8[..., None], 3, -1),
                                        np.full(g8.shape, 128, np.uint8)]), "RGBA"),
