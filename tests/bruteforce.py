@@ -254,6 +254,9 @@ class NetBound:
       which first order does not see; with continuous data such units are rare and
       one unit carries a 1/sqrt(units) share of the quadrature sum.
 
+    ``train_flg=True`` bounds the training-mode scores of a net whose dropout masks are
+    frozen (``Dropout.frozen``, which the float64 twin copies); batch norm is refused there.
+
     Compare one evaluation with ``exact`` (``check(actual)``: allowed of(actual) +
     of(float64), the twin being a float64 evaluation too) or two evaluations with
     each other (``check(a, b)``: of(a) + of(b), each against the exact value).
@@ -264,7 +267,7 @@ class NetBound:
     LAMBDA = 8.0
     LIB_ULPS = 4  # numpy's float32/float64 exp and power: <= 4 ulps (NEP 38 SIMD loops)
 
-    def __init__(self, net, x):
+    def __init__(self, net, x, train_flg=False):
         import fastconv
         import fastconv as F  # the public ops (conv2d) and layers, wherever they live
         from fastconv import (LRN, Affine, BatchNormalization, Convolution, Dropout,
@@ -272,7 +275,7 @@ class NetBound:
         twin = net._float64_copy()
         x64 = twin._input(np.asarray(x).astype(np.float64))
         with fastconv.use_backend("numpy"):  # the oracle: NumPy's kernels in float64
-            self.exact = np.array(twin.predict(x64), dtype=np.float64)
+            self.exact = np.array(twin.predict(x64, train_flg=train_flg), dtype=np.float64)
         # The magnitudes and the Jacobian only weight the bound: on the fastest backend.
         fast = "c" if "c" in fastconv.available_backends() else "numpy"
         with fastconv.use_backend(fast):
@@ -302,6 +305,8 @@ class NetBound:
                     local.append(((kk + 1) * s, (kk + 1) * s * s, None))
                     a = layer.forward(a)
                 elif isinstance(layer, BatchNormalization):
+                    if train_flg:
+                        raise TypeError("NetBound bounds batch norm in test mode only")
                     shape = (1, -1) if a.ndim == 2 else (1, -1, 1, 1)
                     std = np.sqrt(layer.running_var.reshape(shape) + layer.eps)
                     s = (np.abs(layer.gamma.reshape(shape))
@@ -321,8 +326,9 @@ class NetBound:
                     local.append(((layer.beta * rounds + 1) * s,
                                   (layer.beta ** 2 * rounds + 1) * s * s, self.LIB_ULPS * s))
                 elif isinstance(layer, Dropout):
-                    local.append(None)
-                    a = layer.forward(a, False)
+                    a = layer.forward(a, train_flg)
+                    # In training (frozen masks): x * mask exact, times 1/(1-ratio) rounded.
+                    local.append((np.abs(a), np.abs(a) ** 2, None) if train_flg else None)
                 elif isinstance(layer, (Relu, Pooling)):  # exact: max(x, 0), max pooling
                     local.append(None)
                     a = layer.forward(a)
