@@ -36,9 +36,9 @@ import pytest
 import fastconv
 from fastconv import cli, datasets
 from fastconv.datasets import DatasetError, DatasetUnavailableError
-from fastconv.layers import (LRN, Affine, BatchNormalization, Convolution, Dropout, Pooling,
+from fastconv.nn import (LRN, Affine, BatchNormalization, Convolution, Dropout, Pooling,
                              SoftmaxWithLoss)
-from fastconv.models import SimpleConvNet
+from fastconv.nn import SimpleConvNet
 
 HUGE = 2**40
 

@@ -15,7 +15,7 @@ import bruteforce as bf
 import fastconv
 from fastconv import bench
 from fastconv import functional as F
-from fastconv.models import DeepConvNet
+from fastconv.nn import DeepConvNet
 
 HAS_C = "c" in fastconv.available_backends()
 

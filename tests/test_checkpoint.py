@@ -19,9 +19,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from fastconv import checkpoint
-from fastconv.checkpoint import CheckpointError, atomic_write, read_npz, save_npz
-from fastconv.models import SimpleConvNet
+from fastconv.io import checkpoint
+from fastconv.io.checkpoint import CheckpointError, atomic_write, read_npz, save_npz
+from fastconv.nn import SimpleConvNet
 
 
 def small_net(seed=0, dtype=np.float32):
@@ -108,7 +108,7 @@ def test_full_disk_keeps_the_previous_params(tmp_path):
     assert len(before) > 200_000
     proc = run_with_file_limit(f"""
         import sys
-        from fastconv.models import SimpleConvNet
+        from fastconv.nn import SimpleConvNet
         try:
             SimpleConvNet(seed=1).save_params({str(path)!r})
         except OSError as exc:

@@ -33,7 +33,7 @@ import fastconv
 from fastconv import cli
 from fastconv import datasets
 from fastconv import functional as F
-from fastconv.models import SimpleConvNet, make_model
+from fastconv.nn import SimpleConvNet, make_model
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # Label counts of the 10,000 test images (../shared/data/mnist/README.md).
@@ -539,7 +539,7 @@ def _must_not_run(*args, **kwargs):
                          ids=[r[0] for r in BAD_RUNS])
 def test_bad_options_of_every_subcommand(argv, status, fragments, small_run, mnist_dir,
                                          tmp_path, monkeypatch):
-    from fastconv import bench, models, trainer
+    from fastconv import bench, nn as models, trainer
     # The work a bad option must stop before: training, evaluation, benchmarking.
     monkeypatch.setattr(trainer.Trainer, "train", _must_not_run)
     monkeypatch.setattr(models.Net, "predict", _must_not_run)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import fastconv
 from fastconv import functional as F
-from fastconv.layers import Convolution
+from fastconv.nn import Convolution
 import bruteforce as bf
 from conftest import running_on
 from fastconv._testing import last_team_size

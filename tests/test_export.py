@@ -13,7 +13,10 @@ import pytest
 
 import bruteforce as bf
 import fastconv
-from fastconv import cli, export, modelcard, torch_twin
+from fastconv import cli
+from fastconv.interop import onnx as export
+from fastconv.interop import torch as torch_twin
+from fastconv.nn import card as modelcard
 from fastconv.optim import Adam
 
 from test_cli import run_cli

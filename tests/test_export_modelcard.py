@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import cli, modelcard
+from fastconv import cli
+from fastconv.nn import card as modelcard
 
 from test_cli import assert_one_line_error, run_cli
 

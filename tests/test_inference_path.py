@@ -12,7 +12,7 @@ import pytest
 import bruteforce as bf
 from fastconv import _runtime
 from fastconv import functional as F
-from fastconv.models import DeepConvNet, LeNet, Net, SimpleConvNet
+from fastconv.nn import DeepConvNet, LeNet, Net, SimpleConvNet
 
 # Small shapes of each model: every conv plan, max pooling, dropout, ReLU after pooling.
 MODELS = {

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from fastconv import functional as F
 from fastconv.gradcheck import numerical_gradient, relative_error
-from fastconv.layers import (LRN, Affine, BatchNormalization, Convolution, Dropout, Pooling,
+from fastconv.nn import (LRN, Affine, BatchNormalization, Convolution, Dropout, Pooling,
                              Relu, Sigmoid, SoftmaxWithLoss)
 
 TOL = 1e-6

@@ -22,7 +22,7 @@ import pytest
 import fastconv
 from fastconv import functional as F
 from fastconv.datasets import load_mnist
-from fastconv.models import SimpleConvNet
+from fastconv.nn import SimpleConvNet
 from fastconv.trainer import Trainer
 
 # The bound; measured 0.9815 (seed 0, 1 epoch, He init).

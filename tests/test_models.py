@@ -8,7 +8,7 @@ import pytest
 import bruteforce as bf
 from fastconv import functional as F
 from fastconv.gradcheck import gradient_check
-from fastconv.models import AlexNet, DeepConvNet, LeNet, Net, SimpleConvNet
+from fastconv.nn import AlexNet, DeepConvNet, LeNet, Net, SimpleConvNet
 
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from conftest import running_on
 from fastconv import functional as F
 from fastconv._testing import last_team_size
-from fastconv.models import SimpleConvNet
+from fastconv.nn import SimpleConvNet
 from fastconv.optim import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop, get_optimizer
 from fastconv.trainer import Trainer
 

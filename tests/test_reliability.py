@@ -12,8 +12,8 @@ import pytest
 import bruteforce as bf
 import fastconv
 from fastconv import functional as F
-from fastconv.layers import Convolution
-from fastconv.models import Net, SimpleConvNet
+from fastconv.nn import Convolution
+from fastconv.nn import Net, SimpleConvNet
 from fastconv.trainer import Trainer
 
 needs_c = pytest.mark.skipif("c" not in fastconv.available_backends(),
@@ -250,7 +250,7 @@ def test_scalar_bias_as_the_book_passes_it():
             np.testing.assert_array_equal(out, Convolution(w, np.zeros(1)).forward(x))
             small = Convolution(w.astype(np.float32), 0.5).forward(x[:, :, :3, :3])
             assert small.shape == (1, 1, 1, 1) and small.dtype == np.float32
-    from fastconv.layers import Affine
+    from fastconv.nn import Affine
     a = rng.standard_normal((4, 3))
     # Four products and the bias, each side rounded in its own order.
     got = Affine(a, 2.0).forward(np.ones((2, 4)))

@@ -120,7 +120,7 @@ def test_python_threads_share_training_steps(c_backend):
     # Eight networks trained side by side in eight threads end with the
     # parameters of the same eight trained one after the other (to float
     # rounding: BLAS may split a product differently under concurrency).
-    from fastconv.models import SimpleConvNet
+    from fastconv.nn import SimpleConvNet
     from fastconv.optim import Adam
 
     rng = np.random.default_rng(5)

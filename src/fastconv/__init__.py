@@ -32,18 +32,8 @@ from .functional import (
     use_num_threads,
 )
 from .gradcheck import gradient_check, numerical_gradient
-from .layers import (
-    LRN,
-    Affine,
-    BatchNormalization,
-    Convolution,
-    Dropout,
-    Pooling,
-    Relu,
-    Sigmoid,
-    SoftmaxWithLoss,
-)
-from .models import AlexNet, DeepConvNet, LeNet, Net, SimpleConvNet
+from .nn import (LRN, AlexNet, Affine, BatchNormalization, Convolution, DeepConvNet, Dropout,
+                 LeNet, Net, Pooling, Relu, Sigmoid, SimpleConvNet, SoftmaxWithLoss)
 from .optim import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop, get_optimizer
 from .trainer import Trainer
 

@@ -397,9 +397,9 @@ def _step_data(batch, dtype):
 
 def _torch_model(torch, name):
     """fastconv's model ``name`` in torch.nn, built from that model's own layer
-    specs (fastconv.torch_twin), so the two cannot drift apart."""
+    specs (fastconv.interop.torch), so the two cannot drift apart."""
     from . import models as M
-    from .torch_twin import sequential
+    from .interop.torch import sequential
     net = getattr(M, name)(seed=0)
     return sequential(net.input_dim, net.layer_specs, torch)
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from ._cli_types import (int_in_range, non_negative_int, positive_float, positive_int,
                          thread_count)
-from .checkpoint import CheckpointError, atomic_path, atomic_write
+from .io.checkpoint import CheckpointError, atomic_path, atomic_write
 from .models import MODEL_NAMES, Net, make_model
 
 __all__ = ["main", "build_parser", "MODELS"]
@@ -218,7 +218,7 @@ def _load_network(args):
     path = args.params
     if not os.path.isfile(path):
         raise CliError(f"parameter file not found: {path}")
-    from . import modelcard
+    from .nn import card as modelcard
     sidecar = os.path.join(os.path.dirname(os.path.abspath(path)), modelcard.FILE_NAME)
     meta = {}
     if os.path.isfile(sidecar):
@@ -413,7 +413,7 @@ def _train(args, network, train, test):
 
     params_path = os.path.join(args.out, "params.npz")
     _save_params(network, params_path, args)
-    from .modelcard import card
+    from .nn.card import card
     _write_json(os.path.join(args.out, "model.json"), card(network, model=args.model))
     summary = {
         "model": args.model, "preset": getattr(args, "preset", None), "epochs": args.epochs,
@@ -551,7 +551,7 @@ def cmd_predict(args):
 
 
 def cmd_export(args):
-    from . import export
+    from .interop import onnx as export
 
     network, model = _load_network(args)
     try:

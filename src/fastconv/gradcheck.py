@@ -4,46 +4,9 @@ import inspect
 
 import numpy as np
 
+from .nn.numerical import numerical_gradient
+
 __all__ = ["numerical_gradient", "relative_error", "gradient_check"]
-
-
-def numerical_gradient(f, x, h=1e-4):
-    """Central-difference gradient of the scalar function ``f`` at ``x``.
-
-    Parameters
-    ----------
-    f : callable taking x and returning a scalar. It is called with ``x``
-        itself, perturbed in place one element at a time, so it may also read
-        x through another reference (a network's parameter dict).
-    x : writable float array of any shape; restored exactly on return, also
-        when f raises.
-    h : step. The difference is divided by the step actually taken, which in
-        float32 is not exactly ``2*h``.
-
-    Returns
-    -------
-    array of x's shape and dtype: ``(f(x + h e_i) - f(x - h e_i)) / (2h)``.
-    """
-    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
-        raise TypeError(f"x must be a float ndarray, got {type(x).__name__} "
-                        f"{getattr(x, 'dtype', '')}".rstrip())
-    grad = np.zeros_like(x)
-    # The iterator only yields indices: writes go through x[i], so that f sees them.
-    it = np.nditer(x, flags=["multi_index", "refs_ok", "zerosize_ok"])
-    for _ in it:
-        i = it.multi_index
-        original = x[i]
-        try:
-            x[i] = original + h
-            upper = x[i]
-            f_upper = f(x)
-            x[i] = original - h
-            lower = x[i]
-            f_lower = f(x)
-        finally:
-            x[i] = original
-        grad[i] = (f_upper - f_lower) / (upper - lower)
-    return grad
 
 
 def relative_error(a, b, tiny=1e-300):
@@ -59,11 +22,11 @@ def gradient_check(network, x, t, h=1e-4):
     """Compare ``network.gradient`` with ``network.numerical_gradient``.
 
     The backprop gradient is the network's own, in its dtype. The finite
-    differences of every :mod:`fastconv.models` net are taken in float64,
+    differences of every :class:`fastconv.Net` net are taken in float64,
     on a float64 copy of a float32 net (in float32 they would be mostly
     rounding), so on a float32 net the errors reflect float32 backprop: about
     1e-7 relative where the gradient is not tiny. When the network has
-    ``fixed_dropout_masks`` (every :mod:`fastconv.models` net does), both
+    ``fixed_dropout_masks`` (every :class:`fastconv.Net` net does), both
     gradients see the same dropout masks. Max pooling and ReLU have kinks:
     an entry whose step ``h`` crosses one shows a large error in any dtype.
 

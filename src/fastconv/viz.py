@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from .checkpoint import atomic_write
+from .io.checkpoint import atomic_write
 
 __all__ = [
     "plot_filters", "plot_filters_before_after", "plot_feature_maps", "plot_learning_curves",
@@ -30,7 +30,7 @@ def _figure(width, height):
 
 
 def _save(fig, path):
-    """Write the figure to ``path`` atomically (see fastconv.checkpoint.atomic_write);
+    """Write the figure to ``path`` atomically (see fastconv.io.checkpoint.atomic_write);
     the format follows the suffix, PNG when there is none. An open binary file is
     written as PNG, in place."""
     if hasattr(path, "write"):

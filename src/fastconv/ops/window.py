@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Window", "pair", "MAX_WINDOW_ARG"]
+__all__ = ["Window", "pair", "positive_int", "MAX_WINDOW_ARG"]
 
 # Window arguments above 2**31 - 1 are refused: then every product the C
 # kernels form from two of them, or from one of them and an image size, fits
@@ -26,6 +26,16 @@ def _int(value, name):
         return operator.index(value)
     except TypeError:
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}") from None
+
+
+def positive_int(value, name):
+    """``value`` as a Python int of at least 1: TypeError for a non-integer
+    (28.5, "3", True), ValueError for 0 or less."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a positive integer, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def pair(value, name, minimum=None):

@@ -20,8 +20,8 @@ they differ where the libraries do: torch's running variance is unbiased.
 """
 import numpy as np
 
-from .layers import LRN, BatchNormalization, Dropout
-from .modelcard import layer_shapes
+from ..nn import registry
+from ..nn.normalization import BatchNormalization
 
 __all__ = ["sequential", "twin", "state_dict", "load_state_dict"]
 
@@ -29,7 +29,7 @@ __all__ = ["sequential", "twin", "state_dict", "load_state_dict"]
 def _layout(input_dim, layer_specs):
     """(index in the Sequential, walk entry) per layer spec, and the module count."""
     index, placed = 0, []
-    for entry in layer_shapes(input_dim, layer_specs):
+    for entry in registry.walk(input_dim, layer_specs):
         if entry["type"] == "affine" and len(entry["in"]) > 1:
             index += 1  # the Flatten
         placed.append((index, entry))
@@ -37,14 +37,11 @@ def _layout(input_dim, layer_specs):
     return placed, index
 
 
-def _options(spec, *drop):
-    return {k: v for k, v in spec.items() if k not in ("type",) + drop}
-
-
 def sequential(input_dim, layer_specs, torch=None):
     """A fresh ``torch.nn.Sequential`` (torch's own initial weights) for these specs.
 
-    ``input_dim`` and ``layer_specs`` are those of :class:`fastconv.Net`.
+    ``input_dim`` and ``layer_specs`` are those of :class:`fastconv.Net`; each
+    layer type makes its module (``LayerType.torch_module``).
     """
     if torch is None:
         import torch
@@ -52,57 +49,19 @@ def sequential(input_dim, layer_specs, torch=None):
     modules = []
     eps = BatchNormalization(np.ones(1), np.zeros(1)).eps
     for index, entry in _layout(input_dim, layer_specs)[0]:
-        kind, spec, shape = entry["type"], entry["spec"], entry["in"]
         if len(modules) < index:
             modules.append(nn.Flatten())
-        if kind == "conv":
-            (fn, c, fh, fw), _ = entry["params"]
-            modules.append(nn.Conv2d(c, fn, (fh, fw), stride=_pair(spec.get("stride", 1)),
-                                     padding=_pair(spec.get("pad", 0))))
-        elif kind == "affine":
-            (d, m), _ = entry["params"]
-            modules.append(nn.Linear(d, m))
-        elif kind == "pool":
-            window = (int(spec.get("pool_h", 2)), int(spec.get("pool_w", 2)))
-            stride, pad = _pair(spec.get("stride", 2)), _pair(spec.get("pad", 0))
-            if spec.get("mode", "max") == "max":
-                modules.append(nn.MaxPool2d(window, stride, pad))
-            else:
-                modules.append(nn.AvgPool2d(window, stride, pad, count_include_pad=True))
-        elif kind == "relu":
-            modules.append(nn.ReLU())
-        elif kind == "sigmoid":
-            modules.append(nn.Sigmoid())
-        elif kind == "dropout":
-            modules.append(nn.Dropout(Dropout(**_options(spec)).dropout_ratio))
-        elif kind == "batchnorm":
-            norm = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
-            momentum = float(spec.get("momentum", 0.9))
-            modules.append(norm(shape[0], eps=eps, momentum=round(1.0 - momentum, 12)))
-        elif kind == "lrn":
-            lrn = LRN(**_options(spec))
-            modules.append(nn.LocalResponseNorm(lrn.size, lrn.alpha, lrn.beta, lrn.k))
+        kind = registry.get(entry["type"])
+        modules.append(kind.torch_module(nn, entry["options"], entry, eps))
     return nn.Sequential(*modules)
-
-
-def _pair(v):
-    return tuple(int(a) for a in v) if isinstance(v, (tuple, list)) else (int(v), int(v))
 
 
 def _slots(net):
     """(state-dict name, array in the net, transposed?) for every array the twin holds."""
     placed, _ = _layout(net.input_dim, net.layer_specs)
-    slots = []
-    for (index, entry), layer in zip(placed, net.layers.values()):
-        kind = entry["type"]
-        if kind in ("conv", "affine"):
-            slots += [(f"{index}.weight", layer.W, kind == "affine"),
-                      (f"{index}.bias", layer.b, False)]
-        elif kind == "batchnorm":
-            slots += [(f"{index}.weight", layer.gamma, False), (f"{index}.bias", layer.beta, False),
-                      (f"{index}.running_mean", layer.running_mean, False),
-                      (f"{index}.running_var", layer.running_var, False)]
-    return slots
+    return [(f"{index}.{suffix}", array, transposed)
+            for (index, _), (name, layer) in zip(placed, net.layers.items())
+            for suffix, array, transposed in net.layer_types[name].torch_state(layer)]
 
 
 def _batchnorm_counters(net):
