@@ -4,7 +4,7 @@ every bit depth, transparency, EXIF orientation.
 The oracle is the plain 8-bit gray picture. Each real MNIST test digit is
 drawn once as an ink map ``D`` (larger than 28x28, as a photo or a drawing
 would be) and then saved in every mode and format that can hold it. Read back
-through :func:`fastconv.imaging.images_to_inputs` (what ``fastconv predict``
+through :func:`fastconv.io.pictures.images_to_inputs` (what ``fastconv predict``
 and ``Net.predict_images`` call), every file must give the input of the 8-bit
 ``L`` PNG of the same picture:
 
@@ -35,8 +35,8 @@ pytest.importorskip("PIL")
 from PIL import Image  # noqa: E402
 
 import fastconv  # noqa: E402
-from fastconv import imaging  # noqa: E402
-from fastconv.imaging import ImageError, images_to_inputs, load_image  # noqa: E402
+from fastconv.io import pictures as imaging  # noqa: E402
+from fastconv.io.pictures import ImageError, images_to_inputs, load_image  # noqa: E402
 
 from test_cli import run_cli  # noqa: E402
 from test_predict import png_chunk  # noqa: E402

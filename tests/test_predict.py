@@ -21,9 +21,9 @@ pytest.importorskip("PIL")
 from PIL import Image  # noqa: E402
 
 import fastconv  # noqa: E402
-from fastconv import imaging  # noqa: E402
+from fastconv.io import pictures as imaging  # noqa: E402
 from fastconv.nn import card as modelcard  # noqa: E402
-from fastconv.imaging import ImageError, digit_to_input, load_digit  # noqa: E402
+from fastconv.io.pictures import ImageError, digit_to_input, load_digit  # noqa: E402
 
 from test_cli import run_cli  # noqa: E402
 

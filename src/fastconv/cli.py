@@ -523,7 +523,7 @@ def cmd_viz(args):
 
 
 def cmd_predict(args):
-    from .imaging import images_to_inputs
+    from .io.pictures import images_to_inputs
 
     network, _ = _load_network(args)
     try:

@@ -235,7 +235,7 @@ class Net:
     def predict_images(self, images, batch_size=100):
         """Class probabilities (N, output_size), float64, for pictures of digits
         (:func:`fastconv.io.pictures.images_to_inputs` brings each to MNIST's form)."""
-        from ..imaging import images_to_inputs  # TRANSITION: io.pictures
+        from ..io.pictures import images_to_inputs
         x = images_to_inputs(images, self.input_dim)
         if len(x) == 0:
             return np.empty((0, math.prod(self.output_shape)))
