@@ -5,12 +5,26 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+import bruteforce as bf
+import fastconv
 from fastconv import functional as F
 from fastconv.gradcheck import numerical_gradient, relative_error
 from fastconv.nn import (LRN, Affine, BatchNormalization, Convolution, Dropout, Pooling,
                              Relu, Sigmoid, SoftmaxWithLoss)
 
+# Central differences in float64 with step h = 1e-4 err by h^2/6 |f^(3)| (1.7e-9 |f^(3)|)
+# plus about eps64 |f| / h (2.2e-12 |f|); the points are drawn away from kinks (distinct,
+# away_from_zero), where |f^(3)| and |f| stay within a few hundred times |f'|: 1e-6.
 TOL = 1e-6
+EPS64 = np.finfo(np.float64).eps
+
+
+def on_magnitudes(fn, *args, **kwargs):
+    """fn on |float arrays| in float64 (NumPy backend): the scale of a rounding bound."""
+    args = [np.abs(np.asarray(a, dtype=np.float64)) if isinstance(a, np.ndarray) else a
+            for a in args]
+    with fastconv.use_backend("numpy"):
+        return fn(*args, **kwargs)
 
 
 
@@ -195,8 +209,10 @@ def test_convolution_forward_matches_loops(case):
             layer = Convolution(W, b, stride, pad)
             with F.use_backend(name), F.use_conv_plan(plan):
                 out = layer.forward(x)
-            np.testing.assert_allclose(out, conv_loops(x, W, b, stride, pad),
-                                       rtol=1e-12, atol=1e-12)
+            # C*f*f products and the bias, in two orders.
+            bf.assert_sums_agree(out, conv_loops(x, W, b, stride, pad),
+                                 conv_loops(np.abs(x), np.abs(W), np.abs(b), stride, pad),
+                                 c * f * f + 1)
 
 
 @settings(max_examples=40, deadline=None)
@@ -215,9 +231,20 @@ def test_convolution_backward_is_the_adjoint(case):
         g = np.random.default_rng(seed + 1).standard_normal(out.shape)
         dx = layer.backward(g)
         total = np.sum(out * g)
-        assert np.isclose(np.sum(x * dx), total, rtol=1e-10, atol=1e-10)
-        assert np.isclose(np.sum(layer.W * layer.dW), total, rtol=1e-10, atol=1e-10)
-    assert np.allclose(layer.db, g.sum(axis=(0, 2, 3)))
+        # Each side: its array's rounding (terms * eps * the op on magnitudes, weighted
+        # by the other factor) and the float64 sum of size products.
+        positions = out.shape[0] * out.shape[2] * out.shape[3]
+        s_out = conv_loops(np.abs(x), np.abs(W), np.zeros(fn), stride, pad)
+        base = EPS64 * (c * f * f + out.size) * np.sum(s_out * np.abs(g))
+        for a, da, scale, terms in (
+                (x, dx, on_magnitudes(F.conv2d_input_grad, g, W, x.shape, stride, pad),
+                 fn * f * f),
+                (layer.W, layer.dW, on_magnitudes(F.conv2d_weight_grad, x, g, W.shape, stride,
+                                                  pad), positions)):
+            allowed = base + EPS64 * (terms + a.size) * np.sum(np.abs(a) * scale)
+            assert abs(np.sum(a * da) - total) <= allowed
+    bf.assert_sums_agree(layer.db, g.sum(axis=(0, 2, 3)), np.abs(g).sum(axis=(0, 2, 3)),
+                         positions)
 
 
 @settings(max_examples=40, deadline=None)
@@ -267,8 +294,12 @@ def lrn_loops(x, size, alpha, beta, k):
        st.floats(0.5, 3.0), st.integers(0, 2**32 - 1))
 def test_lrn_forward_matches_loops(size, c, alpha, beta, k, seed):
     x = 2 * np.random.default_rng(seed).standard_normal((2, c, 3, 2))
-    np.testing.assert_allclose(LRN(size, alpha, beta, k).forward(x),
-                               lrn_loops(x, size, alpha, beta, k), rtol=1e-12)
+    got, want = LRN(size, alpha, beta, k).forward(x), lrn_loops(x, size, alpha, beta, k)
+    # Relative to the output, on each side: 2*size + 2 roundings in the denominator
+    # (squares, sum, alpha/size, product, + k; all terms positive) scaled by beta, the
+    # power (4 ulps) and the last product or division.
+    relative = (beta * (2 * size + 2) + 1 + 4) * EPS64
+    assert np.all(np.abs(got - want) <= 2 * relative * np.abs(want) + 1e-300)
 
 
 def test_batchnorm_normalises_per_channel_and_tracks_running_stats():
@@ -383,10 +414,16 @@ def test_convolution_matches_torch(backend, conv_layout, stride, pad):
     out_t, g, (dx_t, dW_t, db_t) = _torch_grads(
         torch, lambda x, W, b: torch.nn.functional.conv2d(x, W, b, stride, pad), x, W, b)
     layer = Convolution(W, b, stride, pad)
-    np.testing.assert_allclose(layer.forward(x), out_t, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(layer.backward(g), dx_t, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(layer.dW, dW_t, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(layer.db, db_t, rtol=1e-10, atol=1e-12)
+    # torch sums in its own order: each side within terms * eps64 * (the op on magnitudes).
+    positions = g.shape[0] * g.shape[2] * g.shape[3]
+    bf.assert_sums_agree(layer.forward(x), out_t,
+                         on_magnitudes(F.conv2d, x, W, b, stride, pad), 3 * 9 + 1)
+    bf.assert_sums_agree(layer.backward(g), dx_t,
+                         on_magnitudes(F.conv2d_input_grad, g, W, x.shape, stride, pad), 4 * 9)
+    bf.assert_sums_agree(layer.dW, dW_t,
+                         on_magnitudes(F.conv2d_weight_grad, x, g, W.shape, stride, pad),
+                         positions)
+    bf.assert_sums_agree(layer.db, db_t, np.abs(g).sum(axis=(0, 2, 3)), positions)
 
 
 @pytest.mark.parametrize("mode", ["max", "avg"])
@@ -403,8 +440,14 @@ def test_pooling_matches_torch(backend, mode, pool, stride, pad):
             return tf.avg_pool2d(x, pool, stride, pad, count_include_pad=True)
     out_t, g, (dx_t,) = _torch_grads(torch, fn, x)
     layer = Pooling(pool, pool, stride, pad, mode=mode)
-    np.testing.assert_allclose(layer.forward(x), out_t, rtol=1e-12)
-    np.testing.assert_allclose(layer.backward(g), dx_t, rtol=1e-12, atol=1e-14)
+    out = layer.forward(x)
+    terms = pool * pool + (mode == "avg")  # averages divide once more
+    if mode == "max":  # a maximum rounds nothing
+        np.testing.assert_array_equal(out, out_t)
+    else:
+        bf.assert_sums_agree(out, out_t, on_magnitudes(layer.forward, x), terms)
+    back = on_magnitudes(layer.backward, g)  # the windows of the forward above
+    bf.assert_sums_agree(layer.backward(g), dx_t, back, terms)
 
 
 def test_affine_matches_torch(any_backend):
@@ -415,10 +458,11 @@ def test_affine_matches_torch(any_backend):
     out_t, g, (dx_t, dW_t, db_t) = _torch_grads(
         torch, lambda x, W, b: torch.nn.functional.linear(x.flatten(1), W.T, b), x, W, b)
     layer = Affine(W, b)
-    np.testing.assert_allclose(layer.forward(x), out_t, rtol=1e-12)
-    np.testing.assert_allclose(layer.backward(g), dx_t, rtol=1e-12)
-    np.testing.assert_allclose(layer.dW, dW_t, rtol=1e-12)
-    np.testing.assert_allclose(layer.db, db_t, rtol=1e-12)
+    flat, aw, ag = np.abs(x).reshape(3, 12), np.abs(W), np.abs(g)
+    bf.assert_sums_agree(layer.forward(x), out_t, flat @ aw + np.abs(b), 13)
+    bf.assert_sums_agree(layer.backward(g), dx_t, (ag @ aw.T).reshape(x.shape), 5)
+    bf.assert_sums_agree(layer.dW, dW_t, flat.T @ ag, 3)
+    bf.assert_sums_agree(layer.db, db_t, ag.sum(axis=0), 3)
 
 
 @pytest.mark.parametrize("size,alpha,beta,k", [(5, 1e-4, 0.75, 2.0), (4, 0.5, 0.6, 1.0),
@@ -429,7 +473,9 @@ def test_lrn_matches_torch(size, alpha, beta, k):
     norm = torch.nn.LocalResponseNorm(size, alpha, beta, k)
     out_t, g, (dx_t,) = _torch_grads(torch, norm, x)
     layer = LRN(size, alpha, beta, k)
-    np.testing.assert_allclose(layer.forward(x), out_t, rtol=1e-12)
+    # As against the loops: relative to the output on each side.
+    relative = (beta * (2 * size + 2) + 1 + 4) * EPS64
+    assert np.all(np.abs(layer.forward(x) - out_t) <= 2 * relative * np.abs(out_t) + 1e-300)
     np.testing.assert_allclose(layer.backward(g), dx_t, rtol=1e-10, atol=1e-14)
 
 
