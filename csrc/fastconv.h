@@ -90,4 +90,8 @@ FC_DECLARE_DIRECT(float, f32)
 FC_DECLARE_DIRECT(double, f64)
 #undef FC_DECLARE_DIRECT
 
+/* --- channel-blocked stride-1 convolution, float32 (conv_blocked.c): its API,
+ * layouts and workspaces are documented in conv_blocked.h. */
+#include "conv_blocked.h"
+
 #endif

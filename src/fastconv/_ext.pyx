@@ -88,6 +88,49 @@ cdef extern from "fastconv.h" nogil:
                                   fc_int h, fc_int w, fc_int fn, fc_int kh, fc_int kw,
                                   fc_int ph, fc_int pw, int nthreads, double *dw)
 
+cdef extern from "conv_blocked.h" nogil:
+    int fc_blocked_available()
+    int fc_blocked_isa_supported(int isa)
+    void fc_blocked_cap_isa(int level)
+    int fc_blocked_isa()
+    fc_int fc_blocked_cb(int isa)
+    const char *fc_blocked_isa_name(int isa)
+    void fc_blocked_from_nchw_f32(const float *x, fc_int n, fc_int c, fc_int h, fc_int w,
+                                  fc_int cb, int nthreads, float *xb)
+    void fc_blocked_to_nchw_f32(const float *xb, fc_int n, fc_int c, fc_int h, fc_int w,
+                                fc_int cb, int nthreads, float *x)
+    fc_int fc_blocked_packed_size(fc_int fn, fc_int c, fc_int kh, fc_int kw, fc_int cbi,
+                                  fc_int cb)
+    void fc_blocked_pack_weight_f32(const float *weight, fc_int fn, fc_int c, fc_int kh,
+                                    fc_int kw, fc_int cbi, fc_int cb, float *wp)
+    void fc_blocked_pack_weight_grad_input_f32(const float *weight, fc_int fn, fc_int c,
+                                               fc_int kh, fc_int kw, fc_int cb, float *wp)
+    fc_int fc_conv2d_blocked_workspace(fc_int n, fc_int c, fc_int h, fc_int w, fc_int cbi,
+                                       fc_int fn, fc_int kh, fc_int kw, fc_int ph, fc_int pw,
+                                       int isa, int nthreads)
+    void fc_conv2d_blocked_f32(const float *x, fc_int n, fc_int c, fc_int h, fc_int w,
+                               fc_int cbi, const float *wp, const float *bias, fc_int fn,
+                               fc_int kh, fc_int kw, fc_int ph, fc_int pw, int relu,
+                               int isa, int nthreads, float *ws, float *out)
+    fc_int fc_conv2d_blocked_grad_input_workspace(fc_int n, fc_int c, fc_int h, fc_int w,
+                                                  fc_int fn, fc_int kh, fc_int kw,
+                                                  fc_int ph, fc_int pw, int isa,
+                                                  int nthreads)
+    void fc_conv2d_blocked_grad_input_f32(const float *dout, fc_int n, fc_int c, fc_int h,
+                                          fc_int w, const float *wpt, fc_int fn, fc_int kh,
+                                          fc_int kw, fc_int ph, fc_int pw, int isa,
+                                          int nthreads, float *ws, float *dx)
+    fc_int fc_conv2d_blocked_weight_grad_workspace(fc_int n, fc_int c, fc_int h, fc_int w,
+                                                   fc_int cbi, fc_int fn, fc_int kh,
+                                                   fc_int kw, fc_int ph, fc_int pw,
+                                                   int isa, int nthreads)
+    void fc_conv2d_blocked_weight_grad_f32(const float *x, const float *dout, fc_int n,
+                                           fc_int c, fc_int h, fc_int w, fc_int cbi,
+                                           fc_int fn, fc_int kh, fc_int kw, fc_int ph,
+                                           fc_int pw, int isa, int nthreads, float *ws,
+                                           float *dw, float *db)
+
+
 ctypedef fused real:
     float
     double
@@ -255,8 +298,10 @@ def conv_force_baseline(bint on):
 
 
 def conv_cap_isa(int level):
-    """The highest instruction set the direct convolution may use (0 baseline, 1 AVX2)."""
+    """The highest instruction set the direct and the blocked convolutions may use
+    (0 baseline, 1 AVX2, 2 AVX-512): one cap for both families."""
     fc_conv_cap_isa(level)
+    fc_blocked_cap_isa(level)
 
 
 def _status(int status):
@@ -302,6 +347,145 @@ def conv2d_weight_grad(const real[:, :, :, ::1] x, const real[:, :, :, ::1] dout
             status = fc_conv2d_weight_grad_f64(&x[0, 0, 0, 0], &dout[0, 0, 0, 0], n, c, h, w,
                                                fn, kh, kw, ph, pw, nthreads, &dw[0, 0, 0, 0])
     _status(status)
+
+
+# --- channel-blocked convolution, float32 (csrc/conv_blocked.h) -------------------
+# Blocked tensors (n, ceil(c/cb), h, w, cb) and packed weights travel as flat
+# float32 arrays with their sizes passed alongside, in the C argument order:
+# inputs, sizes, window, isa, nthreads, workspace, output. isa is the one the
+# caller chose (blocked_isa()) and kept with its blocked arrays: cb, the
+# layout and the rounding depend on it.
+
+def blocked_available():
+    """True when the blocked convolution kernels were compiled in."""
+    return bool(fc_blocked_available())
+
+
+def blocked_isa():
+    """The instruction set the blocked kernels would use now (0 baseline, 1 AVX2,
+    2 AVX-512): the best this CPU runs under the cap of conv_cap_isa."""
+    return fc_blocked_isa()
+
+
+def blocked_isa_supported(int isa):
+    """True when this CPU runs the blocked kernels' build for isa."""
+    return bool(fc_blocked_isa_supported(isa))
+
+
+def blocked_isa_name(int isa):
+    """"avx512", "avx2" or "baseline"."""
+    return fc_blocked_isa_name(isa).decode()
+
+
+def blocked_cb(int isa):
+    """Channels per block for isa: 16 (AVX-512) or 8."""
+    return fc_blocked_cb(isa)
+
+
+def blocked_from_nchw(const float[:, :, :, ::1] x, fc_int cb, int nthreads,
+                      float[::1] xb):
+    """NCHW x -> blocked xb (padding lanes zeroed)."""
+    cdef fc_int n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
+    with nogil:
+        fc_blocked_from_nchw_f32(&x[0, 0, 0, 0], n, c, h, w, cb, nthreads, &xb[0])
+
+
+def blocked_to_nchw(const float[::1] xb, fc_int cb, int nthreads,
+                    float[:, :, :, ::1] x):
+    """Blocked xb -> NCHW x (padding lanes dropped)."""
+    cdef fc_int n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
+    with nogil:
+        fc_blocked_to_nchw_f32(&xb[0], n, c, h, w, cb, nthreads, &x[0, 0, 0, 0])
+
+
+def blocked_packed_size(fc_int fn, fc_int c, fc_int kh, fc_int kw, fc_int cbi, fc_int cb):
+    """Values in a packed weight array."""
+    return fc_blocked_packed_size(fn, c, kh, kw, cbi, cb)
+
+
+def blocked_pack_weight(const float[:, :, :, ::1] weight, fc_int cbi, fc_int cb,
+                        float[::1] wp):
+    """weight (FN, C, KH, KW) -> the forward's packing for input blocks of cbi."""
+    cdef fc_int fn = weight.shape[0], c = weight.shape[1]
+    cdef fc_int kh = weight.shape[2], kw = weight.shape[3]
+    with nogil:
+        fc_blocked_pack_weight_f32(&weight[0, 0, 0, 0], fn, c, kh, kw, cbi, cb, &wp[0])
+
+
+def blocked_pack_weight_grad_input(const float[:, :, :, ::1] weight, fc_int cb,
+                                   float[::1] wp):
+    """weight (FN, C, KH, KW) -> the input gradient's packing (flipped, transposed)."""
+    cdef fc_int fn = weight.shape[0], c = weight.shape[1]
+    cdef fc_int kh = weight.shape[2], kw = weight.shape[3]
+    with nogil:
+        fc_blocked_pack_weight_grad_input_f32(&weight[0, 0, 0, 0], fn, c, kh, kw, cb, &wp[0])
+
+
+def conv2d_blocked_workspace(fc_int n, fc_int c, fc_int h, fc_int w, fc_int cbi, fc_int fn,
+                             fc_int kh, fc_int kw, fc_int ph, fc_int pw, int isa,
+                             int nthreads):
+    """float32 values of scratch conv2d_blocked needs with these arguments."""
+    return fc_conv2d_blocked_workspace(n, c, h, w, cbi, fn, kh, kw, ph, pw, isa, nthreads)
+
+
+def conv2d_blocked(const float[::1] x, fc_int n, fc_int c, fc_int h, fc_int w, fc_int cbi,
+                   const float[::1] wp, bias, fc_int fn, fc_int kh, fc_int kw, fc_int ph,
+                   fc_int pw, bint relu, int isa, int nthreads, float[::1] ws,
+                   float[::1] out):
+    """Stride-1 correlation of x (NCHW: cbi 1, or blocked: cbi cb) with packed
+    weights, plus bias (an (FN,) float32 array, or None), then max(., 0) when relu
+    is true; out blocked (n, ceil(fn/cb), oh, ow, cb)."""
+    cdef const float[::1] b
+    cdef const float *bp = NULL
+    if bias is not None:
+        b = bias
+        bp = &b[0]
+    with nogil:
+        fc_conv2d_blocked_f32(&x[0], n, c, h, w, cbi, &wp[0], bp, fn, kh, kw, ph, pw, relu,
+                              isa, nthreads, &ws[0], &out[0])
+
+
+def conv2d_blocked_grad_input_workspace(fc_int n, fc_int c, fc_int h, fc_int w, fc_int fn,
+                                        fc_int kh, fc_int kw, fc_int ph, fc_int pw, int isa,
+                                        int nthreads):
+    """float32 values of scratch conv2d_blocked_grad_input needs."""
+    return fc_conv2d_blocked_grad_input_workspace(n, c, h, w, fn, kh, kw, ph, pw, isa,
+                                                  nthreads)
+
+
+def conv2d_blocked_grad_input(const float[::1] dout, fc_int n, fc_int c, fc_int h, fc_int w,
+                              const float[::1] wpt, fc_int fn, fc_int kh, fc_int kw,
+                              fc_int ph, fc_int pw, int isa, int nthreads, float[::1] ws,
+                              float[::1] dx):
+    """dx (blocked, c channels of h x w) from blocked dout and the input
+    gradient's packing of the weights (needs ph <= kh-1, pw <= kw-1)."""
+    with nogil:
+        fc_conv2d_blocked_grad_input_f32(&dout[0], n, c, h, w, &wpt[0], fn, kh, kw, ph, pw,
+                                         isa, nthreads, &ws[0], &dx[0])
+
+
+def conv2d_blocked_weight_grad_workspace(fc_int n, fc_int c, fc_int h, fc_int w, fc_int cbi,
+                                         fc_int fn, fc_int kh, fc_int kw, fc_int ph,
+                                         fc_int pw, int isa, int nthreads):
+    """float32 values of scratch conv2d_blocked_weight_grad needs."""
+    return fc_conv2d_blocked_weight_grad_workspace(n, c, h, w, cbi, fn, kh, kw, ph, pw, isa,
+                                                   nthreads)
+
+
+def conv2d_blocked_weight_grad(const float[::1] x, const float[::1] dout, fc_int n, fc_int c,
+                               fc_int h, fc_int w, fc_int cbi, fc_int fn, fc_int kh,
+                               fc_int kw, fc_int ph, fc_int pw, int isa, int nthreads,
+                               float[::1] ws, float[::1] dw, db):
+    """dw (FN, C, KH, KW, flat) from x (as in the forward) and blocked dout; db
+    (an (FN,) float32 array) gets dout's sums, or None."""
+    cdef float[::1] dbv
+    cdef float *dbp = NULL
+    if db is not None:
+        dbv = db
+        dbp = &dbv[0]
+    with nogil:
+        fc_conv2d_blocked_weight_grad_f32(&x[0], &dout[0], n, c, h, w, cbi, fn, kh, kw, ph,
+                                          pw, isa, nthreads, &ws[0], &dw[0], dbp)
 
 
 cdef extern from *:
