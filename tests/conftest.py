@@ -136,6 +136,22 @@ EMULATION_HEAVY = {
         "child DeepConvNet",
     "test_book_scripts.py::test_float32_mode_trains_on_float32_and_keeps_the_books_arrays":
         "trains",
+    # where the stand-in finds MNIST: all of it read (and pickled) per case, the
+    # book's own loader included, or read in a child interpreter (listed from their
+    # native times, not measured under qemu)
+    "test_book_scripts.py::test_a_readers_book_folder_serves_mnist": "child reads all of MNIST",
+    "test_book_scripts.py::test_the_books_folder_comes_first_then_its_pickle_then_fastconv_data":
+        "all of MNIST per case (5)",
+    "test_book_scripts.py::test_the_stand_in_returns_what_the_books_loader_returns":
+        "the book's loader and the stand-in on all of MNIST (8 flag sets)",
+    "test_book_scripts.py::test_a_truncated_gz_in_the_books_folder_is_one_clear_line":
+        "child reads the training images",
+    # the book's repository: every ch03-ch08 script in two child interpreters (on
+    # fastconv and on the book's own code; 0.5-10 s each natively, not measured
+    # under qemu), the 2016 weights on 10,000 test images in a child
+    "test_book_repo.py::test_the_books_script_prints_what_the_books_code_prints":
+        "the book's scripts in children, twice (33)",
+    "test_book_repo.py::test_the_2016_weights_score_as_in_the_book": "child DeepConvNet",
     # fastconv viz / train in child interpreters; test_cli's shared small_run
     # (one fastconv train) and the tests on it still run
     "test_checkpoint.py::test_png_written_by_viz_is_atomic": "child fastconv viz",
