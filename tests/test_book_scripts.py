@@ -669,12 +669,12 @@ def test_the_stand_in_returns_what_the_books_loader_returns(
 
 
 def test_a_pickle_in_the_books_folder_that_would_run_a_command_is_refused(
-        tmp_path, mnist_dir, no_download):
+        tmp_path, no_download):
     from fastconv.datasets import DatasetError
     marker = tmp_path / "MARKER"
     content = pickle.dumps({"train_img": RunsACommand(marker)}, -1)
     root = make_book(tmp_path / "book", {"ch03/show.py": SHOW_MNIST})
-    book_dataset(root, mnist_dir, (), content)
+    book_dataset(root, None, (), content)
     with pytest.raises(DatasetError, match=r"mnist\.pkl.*refused: the pickle refers to "
                                            r"(posix|os|nt)\.system"):
         stand_in_mnist(root)
@@ -689,8 +689,10 @@ def test_a_pickle_in_the_books_folder_that_would_run_a_command_is_refused(
 
 
 def _bad_pickles():
-    zeros = {"train_img": np.zeros((60000, 784), np.uint8), "train_label": np.zeros(60000, np.uint8),
-             "test_img": np.zeros((10000, 784), np.uint8), "test_label": np.zeros(10000, np.uint8)}
+    zeros = {"train_img": np.zeros((60000, 784), np.uint8),
+             "train_label": np.zeros(60000, np.uint8),
+             "test_img": np.zeros((10000, 784), np.uint8),
+             "test_label": np.zeros(10000, np.uint8)}
     label_10 = dict(zeros, test_label=np.full(10000, 10, np.uint8))
     return [
         ("truncated", pickle.dumps(zeros, -1)[:-100], "not a readable pickle"),
@@ -709,9 +711,9 @@ def _bad_pickles():
 @pytest.mark.parametrize("what, content, message", _bad_pickles(),
                          ids=[case[0] for case in _bad_pickles()])
 def test_a_broken_pickle_in_the_books_folder_is_one_clear_line(
-        tmp_path, mnist_dir, no_download, what, content, message):
+        tmp_path, no_download, what, content, message):
     from fastconv.datasets import DatasetError
-    root = book_dataset(tmp_path / "book", mnist_dir, (), content)
+    root = book_dataset(tmp_path / "book", None, (), content)
     with pytest.raises(DatasetError, match=message) as caught:
         stand_in_mnist(root)
     assert "\n" not in str(caught.value) and "mnist.pkl" in str(caught.value)

@@ -261,7 +261,8 @@ def test_optimizers_take_the_numbers_the_books_take(book_optimizer, name, kind, 
         ours.update(params, {"p": g, "q": np.ones(2)})
         theirs.update(books, {"p": g, "q": np.ones(2)})
     assert list(params) == ["p", "q"] and params["q"] is q
-    starts = {"p": (books_as(value), grads), "q": (np.array([0.5, -2.0]), [np.ones(2)] * len(grads))}
+    starts = {"p": (books_as(value), grads),
+              "q": (np.array([0.5, -2.0]), [np.ones(2)] * len(grads))}
     for key, (start, fed) in starts.items():
         got, want = np.asarray(params[key], np.float64), np.asarray(books[key], np.float64)
         if name in SAME_BITS:
