@@ -3,6 +3,8 @@
 Every plan computes the same cross-correlation and both of its gradients:
 
 - ``direct``: the C kernel with no patch matrix (stride 1, C backend);
+- ``blocked``: the channel-blocked C kernels (float32, stride 1, C backend;
+  csrc/conv_blocked.h), with NCHW converted at the plan's edges;
 - ``per_image``: unfold per image, one (FN, CKK) x (CKK, L) product per image;
 - ``rows``: the book's single (N*OH*OW, CKK) patch matrix and one product.
 
@@ -18,7 +20,8 @@ import numpy as np
 from .. import _runtime as R
 from .patches import col2im_core, fold_core, im2col_core, unfold_core
 
-__all__ = ["DIRECT_MIN_PIXELS", "PER_IMAGE_MIN_PIXELS", "PLANS", "choose", "forced"]
+__all__ = ["BLOCKED_NCHW_MAX_CHANNELS", "DIRECT_MIN_PIXELS", "PER_IMAGE_MIN_PIXELS", "PLANS",
+           "choose", "forced"]
 
 # The direct kernel computes a padded grid of positions; on 8x8 maps a third
 # of it is waste, and alone the patch-matrix path was a little faster there
@@ -182,7 +185,173 @@ class Direct:
         return PLANS["per_image"].input_grad(d, w, x_shape, win, ctx)
 
 
-PLANS = {plan.name: plan for plan in (Direct(), PerImage(), Rows())}
+# Up to this many input channels the blocked plan reads NCHW as it is (cbi = 1:
+# a first layer's images, no conversion and no padding of 1 or 3 channels to a
+# block of 8 or 16); above it, x is converted to the blocked layout.
+BLOCKED_NCHW_MAX_CHANNELS = 4
+# Values in any one blocked array (input, output, workspace) beyond which the
+# blocked plan steps aside: channel padding to a block can inflate a tensor 16x.
+_BLOCKED_ARRAY_LIMIT = 1 << 28
+
+
+def _ceil(a, b):
+    return -(-a // b)
+
+
+class _BlockedKept:
+    """What the blocked plan's backward reads (held in ``ctx.cols``): the input
+    in the layout the weight gradient wants (NCHW for cbi = 1, else the blocked
+    copy the forward made, so backward converts x no second time), the isa
+    and block size that layout was made for, the context whose scratch it
+    reuses, and the blocked grad_output the weight gradient converted (for the
+    input gradient of the same backward)."""
+
+    __slots__ = ("x", "cbi", "isa", "cb", "ctx", "dout", "dout_b")
+
+    def __init__(self, x, cbi, isa, cb, ctx):
+        self.x, self.cbi, self.isa, self.cb, self.ctx = x, cbi, isa, cb, ctx
+        self.dout = self.dout_b = None
+
+
+def _scratch(ctx, name, size):
+    """A flat float32 buffer of at least one value: the context's, reused
+    across steps, or a fresh one when there is no context (one-off calls)."""
+    size = max(int(size), 1)
+    if ctx is None:
+        return np.empty(size, dtype=np.float32)
+    return ctx.buffer(name, (size,), np.float32)
+
+
+class Blocked:
+    """The channel-blocked C kernels (csrc/conv_blocked.c): float32, stride 1,
+    padding at most kernel - 1. NCHW goes in and comes out; the blocked
+    layout lives only inside the plan. Keeping it between the layers of a Net
+    (blocked pooling/ReLU, a conversion only before the first affine layer)
+    is the next step (issue 20: "keep the blocked layout between layers")."""
+
+    name = "blocked"
+    keeps_input = False  # backward reads its own copy of x, kept in ctx.cols
+
+    def serves(self, x_shape, w_shape, dtype, win):
+        if not (R.use_c() and np.dtype(dtype) == np.float32 and win.stride == (1, 1)
+                and win.dilation == (1, 1) and R.ext.blocked_available()):
+            return False
+        n, c, h, w = x_shape
+        fn, _, kh, kw = w_shape
+        ph, pw = win.padding
+        # The input gradient is a forward with padding k-1-p (the kernels
+        # need p <= k-1), and every size must be at least 1.
+        if ph > kh - 1 or pw > kw - 1 or min(x_shape) < 1 or min(w_shape) < 1:
+            return False
+        oh, ow = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
+        if oh < 1 or ow < 1:
+            return False
+        cb = 16  # the widest block any isa uses: the bound for all of them
+        biggest = max(n * _ceil(c, cb) * cb * h * w, n * _ceil(fn, cb) * cb * oh * ow,
+                      8 * _ceil(fn, cb) * cb * _ceil(c, cb) * cb * kh * kw)
+        return biggest <= _BLOCKED_ARRAY_LIMIT
+
+    @staticmethod
+    def _layout(c):
+        isa = R.ext.blocked_isa()
+        cb = R.ext.blocked_cb(isa)
+        return isa, cb, (1 if c <= BLOCKED_NCHW_MAX_CHANNELS else cb)
+
+    @staticmethod
+    def _to_blocked(a, isa, cb, nthreads, ctx, name):
+        n, c, h, w = a.shape
+        out = _scratch(ctx, name, n * _ceil(c, cb) * cb * h * w)
+        R.ext.blocked_from_nchw(np.ascontiguousarray(a), cb, nthreads, out)
+        return out
+
+    def forward(self, x, w, b, win, ctx, keep, relu=False):
+        n, c, h, wd = x.shape
+        fn, _, kh, kw = w.shape
+        ph, pw = win.padding
+        oh, ow = win.out_size(h, wd)
+        isa, cb, cbi = self._layout(c)
+        nt = R.threads_for(n * fn * oh * ow)
+        x = np.ascontiguousarray(x)
+        if cbi == 1:
+            # The first layer reads the NCHW images as they are; backward needs
+            # them unchanged, and the caller may write to x: a private copy.
+            xin = x
+            if keep:
+                xin = ctx.buffer("blocked_x", x.shape, np.float32)
+                np.copyto(xin, x)
+        else:
+            xin = self._to_blocked(x, isa, cb, nt, ctx, "blocked_x")
+        wp = _scratch(ctx, "blocked_w", R.ext.blocked_packed_size(fn, c, kh, kw, cbi, cb))
+        R.ext.blocked_pack_weight(np.ascontiguousarray(w), cbi, cb, wp)
+        ws = _scratch(ctx, "blocked_ws", R.ext.conv2d_blocked_workspace(
+            n, c, h, wd, cbi, fn, kh, kw, ph, pw, isa, nt))
+        ob = _scratch(ctx, "blocked_out", n * _ceil(fn, cb) * cb * oh * ow)
+        bias = None if b is None else np.ascontiguousarray(b, dtype=np.float32)
+        R.ext.conv2d_blocked(xin.reshape(-1), n, c, h, wd, cbi, wp, bias, fn, kh, kw, ph, pw,
+                             relu, isa, nt, ws, ob)
+        # The public ops and the layers keep NCHW (see the class docstring).
+        out = np.empty((n, fn, oh, ow), dtype=np.float32)
+        R.ext.blocked_to_nchw(ob, cb, nt, out)
+        if keep:
+            ctx.cols = _BlockedKept(xin, cbi, isa, cb, ctx)
+        return out
+
+    def weight_grad(self, x, cols, d, w_shape, win):
+        fn, c, kh, kw = w_shape
+        ph, pw = win.padding
+        if isinstance(cols, _BlockedKept):
+            kept = cols
+        else:  # a one-off conv2d_weight_grad: x is the caller's NCHW array
+            isa, cb, cbi = self._layout(c)
+            nt = R.threads_for(x.size)
+            xin = (np.ascontiguousarray(x) if cbi == 1
+                   else self._to_blocked(x, isa, cb, nt, None, None))
+            kept = _BlockedKept(xin, cbi, isa, cb, None)
+        n, _, oh, ow = d.shape
+        h, wd = oh + kh - 1 - 2 * ph, ow + kw - 1 - 2 * pw
+        isa, cb, cbi, ctx = kept.isa, kept.cb, kept.cbi, kept.ctx
+        nt = R.threads_for(d.size)
+        dout_b = self._to_blocked(d, isa, cb, nt, ctx, "blocked_dout")
+        ws = _scratch(ctx, "blocked_ws_dw", R.ext.conv2d_blocked_weight_grad_workspace(
+            n, c, h, wd, cbi, fn, kh, kw, ph, pw, isa, nt))
+        dw = np.empty(w_shape, dtype=np.float32)
+        # db: backward_core sums d itself for every plan (the kernel could
+        # fuse it: pass an (FN,) array instead of None).
+        R.ext.conv2d_blocked_weight_grad(kept.x.reshape(-1), dout_b, n, c, h, wd, cbi, fn,
+                                         kh, kw, ph, pw, isa, nt, ws, dw.reshape(-1), None)
+        kept.dout, kept.dout_b = d, dout_b
+        return dw
+
+    def input_grad(self, d, w, x_shape, win, ctx=None):
+        n, c, h, wd = x_shape
+        fn, _, kh, kw = w.shape
+        ph, pw = win.padding
+        if c <= BLOCKED_NCHW_MAX_CHANNELS:
+            # A block of output lanes per pixel for 1..4 channels: 15/16 of
+            # the work wasted (README of the kernels: 0.06 of SGEMM).
+            return PLANS["direct"].input_grad(d, w, x_shape, win, ctx)
+        kept = ctx.cols if ctx is not None and isinstance(ctx.cols, _BlockedKept) else None
+        isa, cb = (kept.isa, kept.cb) if kept is not None else self._layout(c)[:2]
+        nt = R.threads_for(n * c * h * wd)
+        if kept is not None and kept.dout is d:  # converted by this backward's weight_grad
+            dout_b = kept.dout_b
+        else:
+            dout_b = self._to_blocked(d, isa, cb, nt, ctx, "blocked_dout")
+        if kept is not None:
+            kept.dout = kept.dout_b = None
+        wpt = _scratch(ctx, "blocked_wt", R.ext.blocked_packed_size(c, fn, kh, kw, cb, cb))
+        R.ext.blocked_pack_weight_grad_input(np.ascontiguousarray(w), cb, wpt)
+        ws = _scratch(ctx, "blocked_ws_dx", R.ext.conv2d_blocked_grad_input_workspace(
+            n, c, h, wd, fn, kh, kw, ph, pw, isa, nt))
+        dxb = _scratch(ctx, "blocked_dx", n * _ceil(c, cb) * cb * h * wd)
+        R.ext.conv2d_blocked_grad_input(dout_b, n, c, h, wd, wpt, fn, kh, kw, ph, pw, isa, nt,
+                                        ws, dxb)
+        dx = np.empty(x_shape, dtype=np.float32)
+        R.ext.blocked_to_nchw(dxb, cb, nt, dx)
+        return dx
+
+
+PLANS = {plan.name: plan for plan in (Direct(), Blocked(), PerImage(), Rows())}
 
 # Per thread (a context variable): one Python thread's forced plan must not
 # change another's convolutions midway.
@@ -207,7 +376,7 @@ def choose(x_shape, w_shape, dtype, win):
     direct = PLANS["direct"]
     serves = direct.serves(x_shape, w_shape, dtype, win)
     name = _forced.get()
-    if name is not None and (name != "direct" or serves):
+    if name is not None and PLANS[name].serves(x_shape, w_shape, dtype, win):
         return PLANS[name]
     oh, ow = win.out_size(*x_shape[2:])
     if serves and oh * ow >= DIRECT_MIN_PIXELS:
