@@ -101,6 +101,8 @@ def show_config(file=None):
         ("direct conv ISA", (cfg["isa"] + (f" (FASTCONV_ISA={cfg['isa_cap']})"
                                            if cfg.get("isa_cap") else ""))
          if cfg["direct_conv"] else "none (not compiled in)"),
+        ("blocked ISA", _ext.blocked_isa_name(_ext.blocked_isa())
+         if _ext is not None and _ext.blocked_available() else "none (not compiled in)"),
         ("threads", cfg["threads"]),
         ("backend", cfg["backend"]),
         ("numpy BLAS", _describe(cfg["blas"], "internal_api")),

@@ -9,7 +9,8 @@ import contextlib
 from . import _runtime as R
 from .ops import conv_plans
 
-__all__ = ["force_parallel_split", "last_team_size", "use_conv_plan", "force_baseline_isa"]
+__all__ = ["force_parallel_split", "last_team_size", "use_conv_plan", "force_baseline_isa",
+           "cap_isa"]
 
 
 @contextlib.contextmanager
@@ -37,8 +38,9 @@ def last_team_size(reset=False):
 
 def use_conv_plan(plan):
     """Inside the block, the calling thread's convolutions run ``plan``
-    (``"direct"``, ``"per_image"`` or ``"rows"``) wherever it can serve the
-    call; ``"direct"`` still needs the C backend and stride 1."""
+    (``"direct"``, ``"blocked"``, ``"per_image"`` or ``"rows"``) wherever it
+    can serve the call; ``"direct"`` and ``"blocked"`` still need the C backend
+    and stride 1 (``"blocked"`` also float32 and padding <= kernel - 1)."""
     return conv_plans.forced(plan)
 
 
@@ -51,3 +53,19 @@ def force_baseline_isa():
         yield
     finally:
         R.ext.conv_force_baseline(False)
+
+
+@contextlib.contextmanager
+def cap_isa(level):
+    """Inside the block the direct and the blocked kernels use at most the
+    instruction set ``level`` (0 baseline, 1 AVX2, 2 AVX-512, or its name), as
+    FASTCONV_ISA would; afterwards FASTCONV_ISA's cap (or none) again
+    (process-wide: not for concurrent tests)."""
+    if isinstance(level, str):
+        level = R.ISAS.index(level)
+    R.ext.conv_cap_isa(level)
+    try:
+        yield
+    finally:
+        cap = R.isa_cap()
+        R.ext.conv_cap_isa(R.ISAS.index(cap) if cap else 1 << 30)
