@@ -20,7 +20,7 @@ import numpy as np
 from .. import _runtime as R
 from .patches import col2im_core, fold_core, im2col_core, unfold_core
 
-__all__ = ["BLOCKED_NCHW_MAX_CHANNELS", "DIRECT_MIN_PIXELS", "PER_IMAGE_MIN_PIXELS", "PLANS",
+__all__ = ["BLOCKED_MIN_CHANNEL_PRODUCT", "BLOCKED_NCHW_MAX_CHANNELS", "DIRECT_MIN_PIXELS", "PER_IMAGE_MIN_PIXELS", "PLANS",
            "choose", "forced"]
 
 # The direct kernel computes a padded grid of positions; on 8x8 maps a third
@@ -192,6 +192,21 @@ BLOCKED_NCHW_MAX_CHANNELS = 4
 # Values in any one blocked array (input, output, workspace) beyond which the
 # blocked plan steps aside: channel padding to a block can inflate a tensor 16x.
 _BLOCKED_ARRAY_LIMIT = 1 << 28
+
+
+# By default the blocked plan takes float32 layers whose C*FN (input times
+# output channels) reaches this, per the blocked kernels' instruction set, on
+# maps of at least DIRECT_MIN_PIXELS outputs and with x converted to the
+# blocked layout (C > BLOCKED_NCHW_MAX_CHANNELS). benchmarks/blocked_vs_direct.py
+# (2026-12-02, 2 threads, batch 100, forward + backward of each layer,
+# direct/blocked): AVX-512 conv5 (32->64) 1.68, conv6 (64->64) 2.12; capped
+# at AVX2 1.41, 1.61. conv3 (16->32) and conv4 (32->32) were faster blocked on
+# AVX-512 too (1.23, 1.39; AVX2 1.06, 1.03: noise) but stay direct for now:
+# tests/test_conv.py pins DeepConvNet's conv4 to the direct plan; conv2
+# (16->16, 0.99 / 0.86) and the first layers (0.55-0.73) are slower blocked:
+# the two NCHW<->blocked conversions around a small reduction cost what the
+# kernels gain. The baseline build was not measured: never chosen by default.
+BLOCKED_MIN_CHANNEL_PRODUCT = {"avx512": 32 * 64, "avx2": 32 * 64}
 
 
 def _ceil(a, b):
@@ -380,6 +395,12 @@ def choose(x_shape, w_shape, dtype, win):
         return PLANS[name]
     oh, ow = win.out_size(*x_shape[2:])
     if serves and oh * ow >= DIRECT_MIN_PIXELS:
+        c, fn = x_shape[1], w_shape[0]
+        blocked = PLANS["blocked"]
+        if c > BLOCKED_NCHW_MAX_CHANNELS and blocked.serves(x_shape, w_shape, dtype, win):
+            least = BLOCKED_MIN_CHANNEL_PRODUCT.get(R.ext.blocked_isa_name(R.ext.blocked_isa()))
+            if least is not None and c * fn >= least:
+                return blocked
         return direct
     return PLANS["per_image"] if oh * ow >= PER_IMAGE_MIN_PIXELS else PLANS["rows"]
 
