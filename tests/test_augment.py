@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from fastconv.augment import random_shift
+from fastconv.train.augment import random_shift
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -151,9 +151,9 @@ def test_json_written_by_the_cli_is_atomic(tmp_path):
     path.write_text('{"old": true}')
     proc = run_with_file_limit(f"""
         import sys
-        from fastconv import cli
+        from fastconv.cli import common as cli
         try:
-            cli._write_json({str(path)!r}, {{"losses": list(range(100000))}})
+            cli.write_json({str(path)!r}, {{"losses": list(range(100000))}})
         except OSError:
             sys.exit(3)
         """, limit=4096)
@@ -163,7 +163,7 @@ def test_json_written_by_the_cli_is_atomic(tmp_path):
 
 
 def test_png_written_by_viz_is_atomic(tmp_path):
-    from fastconv import viz
+    from fastconv.cli import plots as viz
     path = tmp_path / "filters.png"
     W = np.random.default_rng(0).standard_normal((30, 1, 5, 5))
     viz.plot_filters(W, path)
@@ -172,7 +172,7 @@ def test_png_written_by_viz_is_atomic(tmp_path):
     proc = run_with_file_limit(f"""
         import sys
         import numpy as np
-        from fastconv import viz
+        from fastconv.cli import plots as viz
         try:
             viz.plot_filters(np.ones((30, 1, 5, 5)), {str(path)!r}, title="new")
         except OSError:
@@ -398,7 +398,7 @@ def test_checkpoint_error_names_the_file(tmp_path):
 
 
 def test_viz_still_draws_into_an_open_file():
-    from fastconv import viz
+    from fastconv.cli import plots as viz
     buf = io.BytesIO()
     viz.plot_filters(np.ones((4, 1, 3, 3)), buf)
     assert buf.getvalue()[:8] == b"\x89PNG\r\n\x1a\n"

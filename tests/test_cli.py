@@ -276,7 +276,7 @@ def test_train_cosine_schedules(mnist_dir, tmp_path, schedule, epochs, batch, ex
 
 
 def test_train_presets_and_overrides(mnist_dir, tmp_path):
-    from fastconv.cli import PRESETS
+    from fastconv.train import RECIPES
     common = ["--limit", "60", "--batch-size", "20", "--quiet"]
     runs = {"book": ["--epochs", "1"],  # no --preset: the book's recipe
             "fast": ["--preset", "fast"],
@@ -292,13 +292,13 @@ def test_train_presets_and_overrides(mnist_dir, tmp_path):
     assert book["lr_schedule"] == "constant" and book["augment"] == 0
     assert fast["preset"] == "fast"
     for key in ("epochs", "lr", "augment", "init", "lr_schedule", "optimizer"):
-        assert fast[key] == PRESETS["fast"][key], key
+        assert fast[key] == getattr(RECIPES["fast"], key), key
     assert (overridden["epochs"], overridden["augment"], overridden["lr"]) == (1, 0, 0.002)
     assert overridden["lr_schedule"] == "cosine-steps" and overridden["init"] == "he"
 
 
 def test_cosine_lr_values_and_errors():
-    from fastconv.optim import cosine_lr
+    from fastconv.train.schedules import cosine_lr
     assert [cosine_lr(1.0, e, 4) for e in range(5)] == pytest.approx(
         [1.0, (1 + 2 ** -0.5) / 2, 0.5, (1 - 2 ** -0.5) / 2, 0.0], abs=1e-15)
     for epoch, epochs in [(-1, 4), (5, 4), (0, 0)]:
@@ -539,7 +539,8 @@ def _must_not_run(*args, **kwargs):
                          ids=[r[0] for r in BAD_RUNS])
 def test_bad_options_of_every_subcommand(argv, status, fragments, small_run, mnist_dir,
                                          tmp_path, monkeypatch):
-    from fastconv import bench, nn as models, trainer
+    from fastconv import bench, nn as models
+    from fastconv.train import trainer
     # The work a bad option must stop before: training, evaluation, benchmarking.
     monkeypatch.setattr(trainer.Trainer, "train", _must_not_run)
     monkeypatch.setattr(models.Net, "predict", _must_not_run)
@@ -567,7 +568,7 @@ def test_bad_options_of_every_subcommand(argv, status, fragments, small_run, mni
 
 
 def test_train_failure_removes_the_out_folder_it_created(mnist_dir, tmp_path, monkeypatch):
-    from fastconv import trainer
+    from fastconv.train import trainer
 
     def boom(self):
         raise ValueError("the optimiser diverged")
@@ -583,7 +584,7 @@ def test_final_save_failure_keeps_the_weights_in_the_temp_folder(mnist_dir, tmp_
                                                                   monkeypatch):
     import tempfile
 
-    from fastconv import trainer
+    from fastconv.train import trainer
     out = tmp_path / "out"
     fallback = tmp_path / "tmp"
     fallback.mkdir()

@@ -17,7 +17,7 @@ from fastconv import cli
 from fastconv.interop import onnx as export
 from fastconv.interop import torch as torch_twin
 from fastconv.nn import card as modelcard
-from fastconv.optim import Adam
+from fastconv.train.optim import Adam
 
 from test_cli import run_cli
 
@@ -50,7 +50,7 @@ def mnist(mnist_dir):
 def make(name):
     if name == "custom":
         return fastconv.Net((1, 28, 28), CUSTOM_SPECS, seed=3)
-    return cli.make_model(name)  # AlexNet: the command line's variant for 28x28 digits
+    return fastconv.nn.make_model(name)  # AlexNet: the command line's variant for 28x28 digits
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ def test_onnx_equals_predict_on_mnist(name, nets, mnist, tmp_path):
 
 def test_onnx_of_a_float64_net_is_float32(nets, mnist, tmp_path):
     ort = pytest.importorskip("onnxruntime")
-    net64 = cli.make_model("simple", np.float64)
+    net64 = fastconv.nn.make_model("simple", np.float64)
     for name, value in nets["simple"].params.items():
         net64.params[name][...] = value
     path = net64.to_onnx(tmp_path / "s64.onnx")

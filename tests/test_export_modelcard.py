@@ -31,7 +31,7 @@ def roundtrip(card):
 @pytest.mark.parametrize("name", ["simple", "deep", "lenet", "alexnet", "custom"])
 def test_card_rebuilds_the_same_network(name):
     net = (fastconv.Net((1, 28, 28), CUSTOM, seed=1) if name == "custom"
-           else cli.make_model(name))
+           else fastconv.nn.make_model(name))
     card = roundtrip(modelcard.card(net, name))
     assert card["format"] == "fastconv.model" and card["version"] == 1
     assert card["model"] == name and card["class"] == type(net).__name__
@@ -55,12 +55,12 @@ def test_train_writes_a_full_card_and_the_folder_is_enough(mnist_dir, tmp_path):
     assert status == 0, err
     card = json.loads((out / "model.json").read_text())
     assert card["model"] == "lenet" and card["class"] == "LeNet"
-    assert card["layer_specs"] == roundtrip(cli.make_model("lenet").layer_specs)
+    assert card["layer_specs"] == roundtrip(fastconv.nn.make_model("lenet").layer_specs)
     with np.load(out / "params.npz") as saved:
         assert card["params"] == {k: list(saved[k].shape) for k in saved.files}
 
     # The same network built by its class and loaded: the oracle for eval.
-    net = cli.make_model("lenet")
+    net = fastconv.nn.make_model("lenet")
     net.load_params(out / "params.npz")
     _, (x_test, t_test) = fastconv.load_mnist(flatten=False, data_dir=mnist_dir)
     expected = float(np.mean(net.predict(x_test).argmax(axis=1) == t_test))
@@ -103,7 +103,7 @@ def test_a_custom_net_runs_from_its_card(mnist_dir, tmp_path):
 
 
 def test_old_cards_still_load(mnist_dir, tmp_path):
-    net = cli.make_model("lenet")
+    net = fastconv.nn.make_model("lenet")
     net.save_params(tmp_path / "params.npz")
     (tmp_path / "model.json").write_text('{"model": "lenet", "dtype": "float32"}')
     status, stdout, err = run_cli(["eval", "--params", tmp_path / "params.npz",
@@ -113,7 +113,7 @@ def test_old_cards_still_load(mnist_dir, tmp_path):
 
 
 def test_an_explicit_model_wins_over_the_card(mnist_dir, tmp_path):
-    net = cli.make_model("simple")
+    net = fastconv.nn.make_model("simple")
     net.save_params(tmp_path / "params.npz")
     modelcard.write_card(tmp_path, net, "simple")
     status, _, err = run_cli(["eval", "--params", tmp_path / "params.npz", "--model", "lenet",
@@ -145,7 +145,7 @@ BAD_CARDS = {
 @pytest.mark.parametrize("case", BAD_CARDS, ids=list(BAD_CARDS))
 def test_bad_cards_are_one_line_errors(case, tmp_path):
     content, message = BAD_CARDS[case]
-    cli.make_model("simple").save_params(tmp_path / "params.npz")
+    fastconv.nn.make_model("simple").save_params(tmp_path / "params.npz")
     (tmp_path / "model.json").write_text(json.dumps(content))
     for command in (["eval", "--data", tmp_path / "none", "--no-download"],
                     ["export", "--onnx", tmp_path / "x.onnx"]):
@@ -155,7 +155,7 @@ def test_bad_cards_are_one_line_errors(case, tmp_path):
 
 
 def test_read_card_takes_a_folder_and_refuses_non_objects(tmp_path):
-    net = cli.make_model("simple")
+    net = fastconv.nn.make_model("simple")
     path = modelcard.write_card(tmp_path, net, "simple")
     assert modelcard.read_card(tmp_path) == modelcard.read_card(path)
     (tmp_path / "model.json").write_text("[1]")

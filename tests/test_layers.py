@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 import bruteforce as bf
 import fastconv
 from fastconv import functional as F
-from fastconv.gradcheck import numerical_gradient, relative_error
+from fastconv.train.gradcheck import numerical_gradient, relative_error
 from fastconv.nn import (LRN, Affine, BatchNormalization, Convolution, Dropout, Pooling,
                              Relu, Sigmoid, SoftmaxWithLoss)
 

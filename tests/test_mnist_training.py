@@ -23,7 +23,7 @@ import fastconv
 from fastconv import functional as F
 from fastconv.datasets import load_mnist
 from fastconv.nn import SimpleConvNet
-from fastconv.trainer import Trainer
+from fastconv.train.trainer import Trainer
 
 # The bound; measured 0.9815 (seed 0, 1 epoch, He init).
 MIN_ACCURACY = 0.97

@@ -7,7 +7,7 @@ import pytest
 
 import bruteforce as bf
 from fastconv import functional as F
-from fastconv.gradcheck import gradient_check
+from fastconv.train.gradcheck import gradient_check
 from fastconv.nn import AlexNet, DeepConvNet, LeNet, Net, SimpleConvNet
 
 

@@ -14,8 +14,8 @@ from conftest import running_on
 from fastconv import functional as F
 from fastconv._testing import last_team_size
 from fastconv.nn import SimpleConvNet
-from fastconv.optim import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop, get_optimizer
-from fastconv.trainer import Trainer
+from fastconv.train.optim import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop, get_optimizer
+from fastconv.train.trainer import Trainer
 
 # --- optimisers -------------------------------------------------------------------------
 
@@ -553,3 +553,34 @@ def test_simpleconvnet_learns_quadrants(backend):
     assert trainer.final_test_acc > 0.95
     assert trainer.train_acc_list[-1] > 0.95
     assert net.params["W1"].dtype == np.float32
+
+
+# --- recipes: the command line's presets, usable from Python ---------------------------
+
+def test_a_recipe_from_python_trains_as_the_command_line_does(mnist_dir, tmp_path):
+    # The same recipe, seed and data through Python and through `fastconv train`
+    # must give the same parameters bit for bit: the CLI reads the same object.
+    import json
+
+    from fastconv import cli, datasets
+    from fastconv.train import RECIPES
+    recipe = RECIPES["fast"].replace(epochs=1, batch_size=50)
+    (x_train, t_train), (x_test, t_test) = datasets.load_mnist(
+        normalize=True, flatten=False, data_dir=mnist_dir, download=False)
+    train, test = (x_train[:200], t_train[:200]), (x_test[:100], t_test[:100])
+    net = recipe.model("simple", seed=3)
+    lrs = []
+    trainer = recipe.trainer(net, train, test, seed=3,
+                             on_iteration=lambda tr, i, loss: lrs.append(tr.optimizer.lr))
+    trainer.train()
+    assert lrs[0] < recipe.lr and lrs[-1] < lrs[0]  # cosine-steps decays every update
+    out = tmp_path / "run"
+    status = cli.main(["train", "--preset", "fast", "--epochs", "1", "--batch-size", "50",
+                       "--limit", "200", "--seed", "3", "--data", str(mnist_dir), "--quiet",
+                       "--out", str(out)])
+    assert status == 0
+    saved = np.load(out / "params.npz")
+    for name, array in net.params.items():
+        assert np.array_equal(saved[name], array), name
+    history = json.loads((out / "history.json").read_text())
+    assert history["lr_schedule"] == "cosine-steps" and history["augment"] == 1

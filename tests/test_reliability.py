@@ -14,7 +14,7 @@ import fastconv
 from fastconv import functional as F
 from fastconv.nn import Convolution
 from fastconv.nn import Net, SimpleConvNet
-from fastconv.trainer import Trainer
+from fastconv.train.trainer import Trainer
 
 needs_c = pytest.mark.skipif("c" not in fastconv.available_backends(),
                              reason="the C extension is not built")

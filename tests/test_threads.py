@@ -121,7 +121,7 @@ def test_python_threads_share_training_steps(c_backend):
     # parameters of the same eight trained one after the other (to float
     # rounding: BLAS may split a product differently under concurrency).
     from fastconv.nn import SimpleConvNet
-    from fastconv.optim import Adam
+    from fastconv.train.optim import Adam
 
     rng = np.random.default_rng(5)
     data = [(rng.random((16, 1, 12, 12), dtype=np.float32), rng.integers(0, 10, 16))

@@ -3,7 +3,7 @@
 
 The compiled kernels are reached through :mod:`fastconv.functional`; a pure
 NumPy backend gives the same results (``set_backend("numpy")``). Plots
-(:mod:`fastconv.viz`), the command line and the benchmarks are imported only
+(:mod:`fastconv.cli.plots`), the command line and the benchmarks are imported only
 when used, so ``import fastconv`` stays light.
 """
 from . import _runtime  # noqa: F401  (environment defaults, before numpy loads)
@@ -31,11 +31,11 @@ from .functional import (
     use_backend,
     use_num_threads,
 )
-from .gradcheck import gradient_check, numerical_gradient
+from .train import gradient_check, numerical_gradient
 from .nn import (LRN, AlexNet, Affine, BatchNormalization, Convolution, DeepConvNet, Dropout,
                  LeNet, Net, Pooling, Relu, Sigmoid, SimpleConvNet, SoftmaxWithLoss)
-from .optim import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop, get_optimizer
-from .trainer import Trainer
+from .train import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop, get_optimizer
+from .train import Trainer
 
 __version__ = "0.1.0"
 

@@ -436,7 +436,7 @@ def _child_step(kind, threads, name, batch, dtype):
             opt.step()
     else:
         from . import models as M
-        from .optim import Adam
+        from .train.optim import Adam
         F.set_backend("c")
         F.set_num_threads(threads)
         net = getattr(M, name)(seed=0, dtype=dtype)
@@ -514,7 +514,7 @@ def bench_training(models=("SimpleConvNet", "DeepConvNet"), batch=100, repeats=7
     DeepConvNet step by half or more (benchmarks/README.md).
     """
     from . import models as M
-    from .optim import Adam
+    from .train.optim import Adam
 
     if children is None:
         children = ("torch", "numpy-first", "fastconv-first")
@@ -808,12 +808,12 @@ def format_commands_table(rows):
 
 
 def _positive(text):
-    from ._cli_types import positive_int as _positive_int  # shared with the cli
+    from .cli.types import positive_int as _positive_int  # shared with the cli
     return _positive_int(text)
 
 
 def _thread_count(text):
-    from ._cli_types import thread_count
+    from .cli.types import thread_count
     return thread_count(text)
 
 

@@ -66,10 +66,10 @@ import types
 import numpy as np
 
 from . import functional as F
-from . import layers as _layers
-from . import optim as _optim
-from .gradcheck import numerical_gradient as _numerical_gradient
-from .trainer import Trainer as _Trainer
+from . import nn as _layers
+from .train import optim as _optim
+from .nn.numerical import numerical_gradient as _numerical_gradient
+from .train.trainer import Trainer as _Trainer
 
 __all__ = ["install", "installed", "run", "main", "MODULES"]
 

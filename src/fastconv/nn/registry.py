@@ -152,12 +152,14 @@ def walk(input_dim, layer_specs):
         raise ValueError(f"input_dim must be (C, H, W) or (D,), got {tuple(input_dim)}")
     if len(layer_specs) > MAX_LAYERS:
         raise ValueError(f"layer_specs holds {len(layer_specs)} layers, more than {MAX_LAYERS}")
-    entries = []
+    entries, counts = [], {}
     for i, spec in enumerate(layer_specs):
         if not isinstance(spec, dict):
             raise ValueError(f"layer_specs[{i}] must be an object, got {spec!r}")
         kind = get(spec.get("type", ""), spec)
-        where = f"layer_specs[{i}] ({kind.kind})"
+        counts[kind.kind] = counts.get(kind.kind, 0) + 1
+        # Named as the net names the layer, and where it is in the list.
+        where = f"layer {kind.prefix}{counts[kind.kind]} (layer_specs[{i}], {kind.kind})"
         if kind.needs_maps and len(shape) != 3:
             raise ValueError(f"{where} needs (C, H, W) feature maps, gets shape {shape}")
         options = kind.check(spec, where)

@@ -4,7 +4,7 @@ import inspect
 
 import numpy as np
 
-from .nn.numerical import numerical_gradient
+from ..nn.numerical import numerical_gradient
 
 __all__ = ["numerical_gradient", "relative_error", "gradient_check"]
 

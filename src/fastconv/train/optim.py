@@ -28,10 +28,10 @@ import math
 
 import numpy as np
 
-from . import functional as F
+from ..ops import dense as F
 
 __all__ = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam", "get_optimizer",
-           "cosine_lr"]
+           "OPTIMIZER_NAMES"]
 
 
 def _entries(params):
@@ -189,6 +189,10 @@ _OPTIMIZERS = {cls.__name__.lower(): cls
                for cls in (SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam)}
 
 
+#: The optimisers by the names :func:`get_optimizer` and the command line take.
+OPTIMIZER_NAMES = tuple(_OPTIMIZERS)
+
+
 def get_optimizer(name, **kwargs):
     """The optimiser called ``name`` (any case: "sgd", "Adam", ...), built with kwargs."""
     try:
@@ -197,18 +201,3 @@ def get_optimizer(name, **kwargs):
         raise ValueError(f"unknown optimizer {name!r}; choose one of "
                          f"{', '.join(c.__name__ for c in _OPTIMIZERS.values())}") from None
     return cls(**kwargs)
-
-
-def cosine_lr(base_lr, epoch, epochs):
-    """The cosine-decayed learning rate for the epoch after ``epoch`` of ``epochs``.
-
-    ``base_lr * (1 + cos(pi * epoch / epochs)) / 2``: ``base_lr`` at epoch 0,
-    half of it halfway, 0 after the last epoch (Loshchilov and Hutter's SGDR
-    schedule without restarts). ``epoch`` counts completed epochs, from 0 to
-    ``epochs``; the learning rate is set once per epoch.
-    """
-    if not epochs > 0:
-        raise ValueError(f"epochs must be positive, got {epochs!r}")
-    if not 0 <= epoch <= epochs:
-        raise ValueError(f"epoch must be in [0, {epochs}], got {epoch!r}")
-    return base_lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from .io.checkpoint import atomic_write
+from ..io.checkpoint import atomic_write
 
 __all__ = [
     "plot_filters", "plot_filters_before_after", "plot_feature_maps", "plot_learning_curves",
