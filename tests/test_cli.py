@@ -544,10 +544,10 @@ def test_bad_options_of_every_subcommand(argv, status, fragments, small_run, mni
     # The work a bad option must stop before: training, evaluation, benchmarking.
     monkeypatch.setattr(trainer.Trainer, "train", _must_not_run)
     monkeypatch.setattr(models.Net, "predict", _must_not_run)
-    monkeypatch.setattr(bench, "bench_kernels", _must_not_run)
-    monkeypatch.setattr(bench, "bench_training", _must_not_run)
-    monkeypatch.setattr(bench, "bench_forward", _must_not_run)
-    monkeypatch.setattr(bench, "bench_inference", _must_not_run)
+    monkeypatch.setattr(bench.kernels, "bench_kernels", _must_not_run)
+    monkeypatch.setattr(bench.steps, "bench_training", _must_not_run)
+    monkeypatch.setattr(bench.steps, "bench_forward", _must_not_run)
+    monkeypatch.setattr(bench.steps, "bench_inference", _must_not_run)
     args = [str(a) for a in argv(tmp_path, small_run["out"] / "params.npz")]
     if args and args[0] in ("train", "eval", "viz") and "--data" not in args:
         args += ["--data", str(mnist_dir)]
@@ -758,7 +758,7 @@ def test_bench_bad_option_value(option, tmp_path):
 def test_time_interleaved_takes_turns_and_medians(monkeypatch):
     from fastconv import bench
     clock = [0.0]
-    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(bench.timing.time, "perf_counter", lambda: clock[0])
     calls = []
 
     def variant(name, costs):
@@ -794,7 +794,7 @@ def test_touch_memory_writes_and_frees():
 def test_time_interleaved_bursts_and_callee_timing(monkeypatch):
     from fastconv import bench
     clock = [0.0]
-    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(bench.timing.time, "perf_counter", lambda: clock[0])
     costs = iter([5.0] + [7.0, 1.0, 2.0] * 2)  # warm-up, then two bursts of three
 
     def local():

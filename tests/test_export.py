@@ -304,7 +304,7 @@ def test_bench_twins_are_built_from_the_specs():
     from fastconv import bench
     for name in ("SimpleConvNet", "DeepConvNet"):
         net = getattr(fastconv, name)()
-        model = bench._torch_model(torch, name)
+        model = bench.children._torch_model(torch, name)
         assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == \
             {k: v.shape for k, v in net.state_dict_torch().items()}
 

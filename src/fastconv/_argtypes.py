@@ -40,6 +40,6 @@ positive_float = number(float, lambda v: v > 0 and math.isfinite(v), "a positive
 def thread_count(text):
     """An argparse type for ``--threads``: a positive integer that
     :func:`fastconv.set_num_threads` accepts on this machine."""
-    from .._runtime import max_threads_allowed
+    from ._runtime import max_threads_allowed
     limit = max_threads_allowed()
     return int_in_range(1, limit)(text)

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..io.checkpoint import atomic_write
 from ..nn import MODEL_NAMES, Net, make_model
-from .types import thread_count
+from .._argtypes import thread_count
 
 __all__ = ["CliError", "UsageError", "Parser", "MODELS", "add_common", "add_model",
            "configure", "load_data", "load_network", "reason", "output_folder", "write_json",

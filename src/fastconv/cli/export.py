@@ -1,6 +1,6 @@
 """``fastconv export``: saved parameters as an ONNX model."""
 from . import common as C
-from .types import positive_int
+from .._argtypes import positive_int
 
 __all__ = ["add_parser", "run"]
 

@@ -4,7 +4,7 @@ import json
 import numpy as np
 
 from . import common as C
-from .types import positive_int
+from .._argtypes import positive_int
 
 __all__ = ["add_parser", "run"]
 

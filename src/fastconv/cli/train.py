@@ -12,7 +12,7 @@ from ..train.optim import OPTIMIZER_NAMES
 from ..train.recipes import MAX_SHIFT, RECIPES
 from ..train.schedules import SCHEDULES
 from . import common as C
-from .types import int_in_range, non_negative_int, positive_float, positive_int
+from .._argtypes import int_in_range, non_negative_int, positive_float, positive_int
 
 __all__ = ["add_parser", "run"]
 
