@@ -34,8 +34,9 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import cli, datasets
-from fastconv.datasets import DatasetError, DatasetUnavailableError
+from fastconv import cli
+from fastconv.io import mnist as datasets
+from fastconv.io.mnist import DatasetError, DatasetUnavailableError
 from fastconv.nn import (LRN, Affine, BatchNormalization, Convolution, Dropout, Pooling,
                              SoftmaxWithLoss)
 from fastconv.nn import SimpleConvNet

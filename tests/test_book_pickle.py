@@ -11,7 +11,7 @@ import pytest
 import bruteforce as bf
 import fastconv
 from fastconv import DeepConvNet, SimpleConvNet
-from fastconv.book_params import BookParamsError, read_book_params
+from fastconv.io.book_pickle import BookParamsError, read_book_params
 from fastconv.cli import main
 
 

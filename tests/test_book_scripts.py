@@ -14,7 +14,7 @@ import pytest
 
 import fastconv
 from fastconv import book
-from fastconv.book_params import read_book_params
+from fastconv.io.book_pickle import read_book_params
 
 # A network class in the book's style: a params dict of float64 arrays shared with
 # layers from common.layers, an OrderedDict of layers, pickle for save/load.
@@ -544,7 +544,7 @@ def book_dataset(root, mnist_dir, gz=GZ_NAMES, pkl=None):
 def no_download(tmp_path, monkeypatch):
     """In this process: fastconv's cache an empty folder and no mirror to download from,
     so that a miss is an error here, never a download."""
-    from fastconv import datasets
+    from fastconv.io import mnist as datasets
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("FASTCONV_DATA", raising=False)
     monkeypatch.setattr(datasets, "MIRRORS", ())
@@ -670,7 +670,7 @@ def test_the_stand_in_returns_what_the_books_loader_returns(
 
 def test_a_pickle_in_the_books_folder_that_would_run_a_command_is_refused(
         tmp_path, no_download):
-    from fastconv.datasets import DatasetError
+    from fastconv.io.mnist import DatasetError
     marker = tmp_path / "MARKER"
     content = pickle.dumps({"train_img": RunsACommand(marker)}, -1)
     root = make_book(tmp_path / "book", {"ch03/show.py": SHOW_MNIST})
@@ -712,7 +712,7 @@ def _bad_pickles():
                          ids=[case[0] for case in _bad_pickles()])
 def test_a_broken_pickle_in_the_books_folder_is_one_clear_line(
         tmp_path, no_download, what, content, message):
-    from fastconv.datasets import DatasetError
+    from fastconv.io.mnist import DatasetError
     root = book_dataset(tmp_path / "book", None, (), content)
     with pytest.raises(DatasetError, match=message) as caught:
         stand_in_mnist(root)
@@ -721,7 +721,7 @@ def test_a_broken_pickle_in_the_books_folder_is_one_clear_line(
 
 def test_a_truncated_gz_in_the_books_folder_is_one_clear_line(tmp_path, mnist_dir,
                                                               no_download):
-    from fastconv.datasets import DatasetError
+    from fastconv.io.mnist import DatasetError
     root = make_book(tmp_path / "book", {"ch03/show.py": SHOW_MNIST})
     book_dataset(root, mnist_dir, GZ_NAMES[:3])
     whole = (mnist_dir / GZ_NAMES[3]).read_bytes()

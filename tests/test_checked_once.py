@@ -9,6 +9,7 @@ import pytest
 import fastconv
 from fastconv import functional as F
 from fastconv.ops import validate as V
+from fastconv._testing import use_conv_plan
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def test_one_convolution_forward_checks_x_once(checks, backend, shape, pad):
     with fastconv.use_backend(backend):
         for plan in ("direct", "per_image", "rows"):
             checks.clear()
-            with F.use_conv_plan(plan):
+            with use_conv_plan(plan):
                 layer.forward(x)
             assert [c for c in checks if c[1] == x.shape] == [("x", x.shape)], (plan, checks)
             checks.clear()

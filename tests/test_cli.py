@@ -6,7 +6,7 @@ and Ctrl-C are checked in subprocesses. Every run is small: these tests check
 that the commands work and fail cleanly, never how fast they are.
 
 No test downloads anything: every run gets ``--data`` (the real, read-only
-folder), in-process runs see ``fastconv.datasets.MIRRORS`` pointed at a closed
+folder), in-process runs see ``fastconv.io.mnist.MIRRORS`` pointed at a closed
 localhost port, and subprocesses get ``$FASTCONV_DATA`` and a private
 ``$XDG_CACHE_HOME``.
 """
@@ -31,7 +31,7 @@ import pytest
 
 import fastconv
 from fastconv import cli
-from fastconv import datasets
+from fastconv.io import mnist as datasets
 from fastconv import functional as F
 from fastconv.nn import SimpleConvNet, make_model
 

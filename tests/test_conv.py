@@ -12,6 +12,7 @@ from fastconv.nn import Convolution
 import bruteforce as bf
 from conftest import running_on
 from fastconv._testing import last_team_size
+from fastconv._testing import use_conv_plan
 
 try:
     from fastconv import _ext
@@ -117,7 +118,7 @@ def test_property_direct_kernel_agrees_with_numpy(g):
     results = {}
     for backend in ("c", "numpy"):
         # The C run is forced onto the direct kernel, below its size threshold too.
-        with fastconv.use_backend(backend), F.use_conv_plan("direct"):
+        with fastconv.use_backend(backend), use_conv_plan("direct"):
             out = F.conv2d(x, weight, bias, 1, pad)
             d = np.random.default_rng(g["seed"] + 1).standard_normal(out.shape).astype(dtype)
             results[backend] = (out, F.conv2d_weight_grad(x, d, weight.shape, 1, pad),
@@ -182,7 +183,7 @@ def test_both_instruction_set_builds_agree(dtype):
     for baseline in (False, True):
         _ext.conv_force_baseline(baseline)
         try:
-            with fastconv.use_backend("c"), F.use_conv_plan("direct"):
+            with fastconv.use_backend("c"), use_conv_plan("direct"):
                 runs.append((F.conv2d(x, weight, None, 1, 1),
                              F.conv2d_weight_grad(x, d, weight.shape, 1, 1),
                              F.conv2d_input_grad(d, weight, x.shape, 1, 1)))
@@ -206,7 +207,7 @@ def test_layer_direct_path_matches_patch_matrix_path(shape, dtype):
     direct, patches = Convolution(weight, bias, 1, pad), Convolution(weight, bias, 1, pad)
     with fastconv.use_backend("c"):
         y1 = direct.forward(x)
-        with F.use_conv_plan("per_image"):
+        with use_conv_plan("per_image"):
             y2 = patches.forward(x)
         assert direct.plan == "direct" and patches.plan == "per_image"
         g = rng.standard_normal(y1.shape).astype(dtype)
@@ -347,7 +348,7 @@ def test_forward_with_relu_is_maximum_of_forward(backend, plan, dtype):
     x[0, 0, 4, 4] = np.nan  # a NaN stays NaN, as numpy.maximum keeps it
     weight = rng.standard_normal((6, 5, 3, 3)).astype(dtype)
     bias = rng.standard_normal(6).astype(dtype)
-    with F.use_conv_plan(plan):
+    with use_conv_plan(plan):
         plain = F.conv2d(x, weight, bias, 1, 1)
         fused, ctx = F.conv2d_forward(x, weight, bias, 1, 1, keep=False, relu=True)
     expected = np.maximum(plain, 0)

@@ -9,8 +9,9 @@ import bruteforce as bf
 import fastconv
 from fastconv import functional as F
 from fastconv.train.gradcheck import numerical_gradient, relative_error
+from fastconv._testing import use_conv_plan
 from fastconv.nn import (LRN, Affine, BatchNormalization, Convolution, Dropout, Pooling,
-                             Relu, Sigmoid, SoftmaxWithLoss)
+                         Relu, Sigmoid, SoftmaxWithLoss)
 
 # Central differences in float64 with step h = 1e-4 err by h^2/6 |f^(3)| (1.7e-9 |f^(3)|)
 # plus about eps64 |f| / h (2.2e-12 |f|); the points are drawn away from kinks (distinct,
@@ -64,7 +65,7 @@ def away_from_zero(shape, rng):
 @pytest.fixture(params=["per_image", "rows"])
 def conv_layout(request):
     """Run a Convolution test on both patch-matrix layouts."""
-    with F.use_conv_plan(request.param):
+    with use_conv_plan(request.param):
         yield request.param
 
 
@@ -207,7 +208,7 @@ def test_convolution_forward_matches_loops(case):
     for name in F.available_backends():
         for plan in ("per_image", "rows"):  # both patch-matrix layouts
             layer = Convolution(W, b, stride, pad)
-            with F.use_backend(name), F.use_conv_plan(plan):
+            with F.use_backend(name), use_conv_plan(plan):
                 out = layer.forward(x)
             # C*f*f products and the bias, in two orders.
             bf.assert_sums_agree(out, conv_loops(x, W, b, stride, pad),
@@ -226,7 +227,7 @@ def test_convolution_backward_is_the_adjoint(case):
     x = rng.standard_normal((n, c, h, w))
     for plan in ("per_image", "rows"):  # both patch-matrix layouts
         layer = Convolution(W, np.zeros(fn), stride, pad)
-        with F.use_conv_plan(plan):
+        with use_conv_plan(plan):
             out = layer.forward(x)
         g = np.random.default_rng(seed + 1).standard_normal(out.shape)
         dx = layer.backward(g)

@@ -21,7 +21,7 @@ import pytest
 
 import fastconv
 from fastconv import functional as F
-from fastconv.datasets import load_mnist
+from fastconv.io.mnist import load_mnist
 from fastconv.nn import SimpleConvNet
 from fastconv.train.trainer import Trainer
 

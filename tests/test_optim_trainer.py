@@ -562,7 +562,8 @@ def test_a_recipe_from_python_trains_as_the_command_line_does(mnist_dir, tmp_pat
     # must give the same parameters bit for bit: the CLI reads the same object.
     import json
 
-    from fastconv import cli, datasets
+    from fastconv import cli
+    from fastconv.io import mnist as datasets
     from fastconv.train import RECIPES
     recipe = RECIPES["fast"].replace(epochs=1, batch_size=50)
     (x_train, t_train), (x_test, t_test) = datasets.load_mnist(

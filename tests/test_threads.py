@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv._testing import force_parallel_split
+from fastconv._testing import force_parallel_split, use_conv_plan
 
 pytestmark = pytest.mark.skipif("c" not in fastconv.available_backends(),
                                 reason="compiled extension not built")
@@ -45,7 +45,7 @@ def run_all_ops(x):
     # The convolution family on each of its plans, and the Adam kernel.
     w = np.linspace(-1, 1, 4 * x.shape[1] * 9).reshape(4, x.shape[1], 3, 3).astype(x.dtype)
     for plan in ("direct", "per_image", "rows"):
-        with fastconv.functional.use_conv_plan(plan):
+        with use_conv_plan(plan):
             y = fastconv.conv2d(x, w, None, 1, 1)
             out[f"conv2d {plan}"] = y
             out[f"conv2d dW {plan}"] = fastconv.conv2d_weight_grad(x, y, w.shape, 1, 1)
@@ -342,8 +342,9 @@ def test_openmp_waits_passively_unless_the_user_chose():
     code = """
         import os, subprocess, sys
         import fastconv
-        fastconv.conv2d(fastconv.functional.np.ones((1, 1, 4, 4)),
-                        fastconv.functional.np.ones((1, 1, 2, 2)))
+        import numpy as np
+        fastconv.conv2d(np.ones((1, 1, 4, 4)),
+                        np.ones((1, 1, 2, 2)))
         grandchild = subprocess.run([sys.executable, "-c",
             "import os; print(os.environ.get('OMP_WAIT_POLICY'),"
             " os.environ.get('OPENBLAS_THREAD_TIMEOUT'))"], capture_output=True, text=True)

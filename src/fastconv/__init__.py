@@ -8,7 +8,7 @@ when used, so ``import fastconv`` stays light.
 """
 from . import _runtime  # noqa: F401  (environment defaults, before numpy loads)
 from ._config import build_config, show_config
-from .datasets import load_mnist
+from .io.mnist import load_mnist
 from .functional import (
     available_backends,
     avg_pool2d,
@@ -34,6 +34,7 @@ from .functional import (
 from .train import gradient_check, numerical_gradient
 from .nn import (LRN, AlexNet, Affine, BatchNormalization, Convolution, DeepConvNet, Dropout,
                  LeNet, Net, Pooling, Relu, Sigmoid, SimpleConvNet, SoftmaxWithLoss)
+from .nn.activations import LeakyRelu
 from .train import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop, get_optimizer
 from .train import Trainer
 
@@ -49,7 +50,7 @@ __all__ = [
     "fork_limits_threads",
     # layers
     "Convolution", "Pooling", "Relu", "Sigmoid", "Affine", "SoftmaxWithLoss", "Dropout",
-    "BatchNormalization", "LRN",
+    "BatchNormalization", "LRN", "LeakyRelu",
     # models, training
     "Net", "SimpleConvNet", "DeepConvNet", "LeNet", "AlexNet",
     "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam", "get_optimizer",

@@ -82,7 +82,7 @@ def configure(args):
 
 
 def load_data(args, limit=None):
-    from ..datasets import load_mnist
+    from ..io.mnist import load_mnist
     (x_train, t_train), (x_test, t_test) = load_mnist(
         normalize=True, flatten=False, data_dir=args.data,
         download=not args.no_download, progress=True)

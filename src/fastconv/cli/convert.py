@@ -19,7 +19,7 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..book_params import BookParamsError
+    from ..io.book_pickle import BookParamsError
     # float64 keeps the book's values exactly; loading casts them to a float32 model.
     network = C.make_model(args.model, np.float64)
     try:

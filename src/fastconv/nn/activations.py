@@ -1,10 +1,10 @@
-"""Elementwise activations and their layer types (``relu``, ``sigmoid``)."""
+"""Elementwise activations and their layer types (``relu``, ``sigmoid``, ``leaky_relu``)."""
 import numpy as np
 
 from .arrays import as_float
 from .registry import LayerType, register
 
-__all__ = ["Relu", "Sigmoid", "ReluType", "SigmoidType"]
+__all__ = ["Relu", "Sigmoid", "LeakyRelu", "ReluType", "SigmoidType", "LeakyReluType"]
 
 
 class Relu:
@@ -101,3 +101,54 @@ class SigmoidType(LayerType):
 
     def torch_module(self, nn, options, entry, eps):
         return nn.Sigmoid()
+
+
+class LeakyRelu:
+    """``x`` where x > 0, else ``negative_slope * x``; any shape, keeps the float
+    dtype (``torch.nn.LeakyReLU``). A NaN stays NaN."""
+
+    def __init__(self, negative_slope=0.01):
+        if isinstance(negative_slope, (bool, str, bytes)) or not np.isscalar(negative_slope) \
+                or not np.isfinite(negative_slope):
+            raise TypeError(f"negative_slope must be a finite number, got {negative_slope!r}")
+        self.negative_slope = float(negative_slope)
+        self.mask = None
+
+    def _apply(self, x, mask):
+        out = x * self.negative_slope
+        np.copyto(out, x, where=mask)
+        return out
+
+    def forward(self, x):
+        x = as_float(x)
+        self.mask = x > 0
+        return self._apply(x, self.mask)
+
+    def infer(self, x):
+        """``forward`` without the mask backward would need."""
+        x = as_float(x)
+        return self._apply(x, x > 0)
+
+    def backward(self, dout):
+        return self._apply(as_float(dout), self.mask)
+
+    def __repr__(self):
+        return f"LeakyRelu(negative_slope={self.negative_slope})"
+
+
+@register
+class LeakyReluType(LayerType):
+    """``{"type": "leaky_relu", "negative_slope": 0.01}``: a :class:`LeakyRelu`."""
+
+    kind, prefix = "leaky_relu", "LeakyRelu"
+    layer_class = LeakyRelu
+    keys = {"negative_slope": 0.01}
+
+    def build(self, options, shape, make):
+        return LeakyRelu(options["negative_slope"])
+
+    def onnx(self, graph, name, x, layer, shape):
+        return graph.node("LeakyRelu", [x], name, alpha=layer.negative_slope)
+
+    def torch_module(self, nn, options, entry, eps):
+        return nn.LeakyReLU(float(options["negative_slope"]))

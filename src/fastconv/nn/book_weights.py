@@ -1,5 +1,5 @@
 """The book's pickled weights in a fastconv net: read safely, rescaled for dropout."""
-from ..book_params import read_book_params
+from ..io.book_pickle import read_book_params
 
 __all__ = ["load_book_params", "book_dropout_factors"]
 
@@ -10,7 +10,7 @@ _COMMUTE = ("relu", "pool", "dropout")
 def load_book_params(net, file_name="params.pkl"):
     """Load a parameter file of the book's ``save_params`` (a pickle) into ``params``.
 
-    The file is read by :func:`fastconv.book_params.read_book_params`,
+    The file is read by :func:`fastconv.io.book_pickle.read_book_params`,
     which runs nothing in it. It must hold exactly the names of
     ``params`` with their shapes; values are cast to the net's dtype.
     The book's Dropout is not inverted: at test time it scales its
