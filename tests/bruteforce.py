@@ -271,7 +271,7 @@ class NetBound:
         import fastconv
         import fastconv as F  # the public ops (conv2d) and layers, wherever they live
         from fastconv import (LRN, Affine, BatchNormalization, Convolution, Dropout,
-                              Pooling, Relu, Sigmoid)
+                              LeakyRelu, Pooling, Relu, Sigmoid)
         twin = net._float64_copy()
         x64 = twin._input(np.asarray(x).astype(np.float64))
         with fastconv.use_backend("numpy"):  # the oracle: NumPy's kernels in float64
@@ -329,6 +329,9 @@ class NetBound:
                     a = layer.forward(a, train_flg)
                     # In training (frozen masks): x * mask exact, times 1/(1-ratio) rounded.
                     local.append((np.abs(a), np.abs(a) ** 2, None) if train_flg else None)
+                elif isinstance(layer, LeakyRelu):  # slope * x rounded once where x <= 0
+                    a = layer.forward(a)
+                    local.append((np.abs(a), np.abs(a) ** 2, None))
                 elif isinstance(layer, (Relu, Pooling)):  # exact: max(x, 0), max pooling
                     local.append(None)
                     a = layer.forward(a)

@@ -8,7 +8,6 @@ import sys
 import warnings
 
 from . import _runtime
-from . import functional as _functional
 
 try:
     from . import _ext  # read-only introspection; every kernel call goes through functional
@@ -64,8 +63,8 @@ def build_config():
                    direct_conv=bool(_ext.conv_available()), isa=_ext.conv_isa())
     cfg["openmp_runtime"] = _loaded_libraries("openmp")
     cfg["blas"] = _loaded_libraries("blas")
-    cfg["threads"] = _functional.get_num_threads()
-    cfg["backend"] = _functional.get_backend()
+    cfg["threads"] = _runtime.get_num_threads()
+    cfg["backend"] = _runtime.get_backend()
     return cfg
 
 

@@ -1,7 +1,9 @@
 """How layers take the arrays they are given."""
+import math
+
 import numpy as np
 
-__all__ = ["as_float", "shown", "spread_bias"]
+__all__ = ["as_float", "shown", "spread_bias", "samples"]
 
 
 def as_float(x, dtype=None):
@@ -32,3 +34,21 @@ def spread_bias(b, size, dtype):
     if np.ndim(b) == 0:
         return np.full(size, b, dtype=dtype)
     return b
+
+
+def samples(x, input_dim, dtype):
+    """A batch for a net taking ``input_dim`` samples: (N,) + input_dim in
+    ``dtype``; flattened images (N, prod(input_dim)), as load_mnist gives
+    them, are reshaped."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiub":
+        raise TypeError(f"x must be a real numeric array, got dtype {x.dtype}")
+    if x.ndim < 1:
+        raise ValueError(f"x must have shape (N,) + {input_dim}, got {x.shape}")
+    if x.dtype != dtype:
+        x = x.astype(dtype)
+    if x.ndim == 2 and len(input_dim) > 1 and x.shape[1] == math.prod(input_dim):
+        x = x.reshape((-1,) + input_dim)
+    if x.shape[1:] != input_dim:
+        raise ValueError(f"x must have shape (N,) + {input_dim}, got {x.shape}")
+    return x

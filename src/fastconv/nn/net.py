@@ -13,7 +13,8 @@ import numpy as np
 
 from . import numerical, registry, rewrites
 from .loss import SoftmaxWithLoss, softmax
-from .params import Maker, ParamDict
+from .arrays import samples
+from .params import Maker, build_layers
 
 __all__ = ["Net"]
 
@@ -29,24 +30,19 @@ class Net:
     Parameters
     ----------
     input_dim : shape of one sample, (C, H, W) or (D,)
-    layer_specs : list of dicts, e.g. ``{"type": "conv", "filter_num": 30,
-        "filter_size": 5}``
+    layer_specs : list of dicts, e.g. ``{"type": "conv", "filter_num": 30, "filter_size": 5}``
     dtype : np.float32 (default, fast) or np.float64 (for gradient checks)
-    seed : seed of the np.random.default_rng that draws the weights and the
-        dropout masks
+    seed : seed of the np.random.default_rng of the weights and dropout masks
 
     Attributes
     ----------
-    params : :class:`~fastconv.nn.params.ParamDict` name -> array, the
-        learnable parameters: the very arrays the layers use; assigning an
-        entry writes through
-    layers : dict name -> layer, in order ("Conv1", "Relu1", "Pool1", ...)
-    layer_types : dict name -> its :class:`~fastconv.nn.registry.LayerType`
-    last_layer : the SoftmaxWithLoss
-    output_shape : shape of one sample's output scores
+    params : name -> array (:class:`~fastconv.nn.params.ParamDict`): the arrays
+        the layers use; assigning an entry writes through
+    layers, layer_types : name -> layer, and -> its :class:`~fastconv.nn.registry.LayerType`
+    last_layer, output_shape : the SoftmaxWithLoss; one sample's output shape
 
-    Raises ValueError (TypeError for a non-integer size) when a spec is
-    malformed or a feature map would shrink below 1x1.
+    Raises ValueError (TypeError for a non-integer size) for a malformed spec
+    or a feature map shrinking below 1x1.
     """
 
     def __init__(self, input_dim, layer_specs, *, dtype=np.float32, seed=None):
@@ -63,54 +59,30 @@ class Net:
             raise type(exc)(f"{type(self).__name__}: {exc}") from None
         self.input_dim = tuple(int(d) for d in input_dim)
         self._rng = np.random.default_rng(seed)
-        self.params = ParamDict(self.dtype)
-        self.layers, self.layer_types = {}, {}
-        self._grad_of = {}  # parameter name -> (layer, name of its gradient attribute)
         self.last_layer = SoftmaxWithLoss()
-        make, counts = Maker(self.dtype, self._rng), {}
-        for entry in entries:
-            kind = registry.get(entry["type"])
-            counts[kind.kind] = counts.get(kind.kind, 0) + 1
-            name = f"{kind.prefix}{counts[kind.kind]}"
-            layer = kind.build(entry["options"], entry["in"], make)
-            self.layers[name], self.layer_types[name] = layer, kind
-            for param in kind.params:
-                index = sum(1 for k in self.params if k.rstrip("0123456789") == param.prefix)
-                self.params.bind(f"{param.prefix}{index + 1}", layer, param.attr)
-                self._grad_of[f"{param.prefix}{index + 1}"] = (layer, param.grad)
+        # _grad_of: parameter name -> (layer, name of its gradient attribute)
+        self.layers, self.layer_types, self.params, self._grad_of = build_layers(
+            entries, Maker(self.dtype, self._rng))
         self.output_shape = entries[-1]["out"] if entries else self.input_dim
         # Test-mode prediction runs in chunks whose largest map stays below
         # _TEST_CHUNK_BYTES, so that a layer's input and output stay in cache.
         largest = max([math.prod(self.input_dim)] + [math.prod(e["out"]) for e in entries])
         self._test_chunk = max(1, _TEST_CHUNK_BYTES // (largest * self.dtype.itemsize))
-        self._sequence, self._kind_of = rewrites.prepare(self.layers, self.layer_types)
+        self._sequence, self._kind_of, self._inference = rewrites.prepare(self.layers,
+                                                                          self.layer_types)
 
     # -- forward and backward ------------------------------------------------
 
     def _input(self, x):
-        x = np.asarray(x)
-        if x.dtype.kind not in "fiub":
-            raise TypeError(f"x must be a real numeric array, got dtype {x.dtype}")
-        if x.ndim < 1:
-            raise ValueError(f"x must have shape (N,) + {self.input_dim}, got {x.shape}")
-        if x.dtype != self.dtype:
-            x = x.astype(self.dtype)
-        if x.ndim == 2 and len(self.input_dim) > 1 and x.shape[1] == math.prod(self.input_dim):
-            x = x.reshape((-1,) + self.input_dim)  # flattened images, as load_mnist gives
-        if x.shape[1:] != self.input_dim:
-            raise ValueError(f"x must have shape (N,) + {self.input_dim}, got {x.shape}")
-        return x
+        return samples(x, self.input_dim, self.dtype)
 
     def predict(self, x, train_flg=False):
         """Scores (N, output_size) before the softmax, in the net's dtype.
 
-        x is (N,) + input_dim, or (N, prod(input_dim)) flattened; other
-        dtypes are cast to the net's. ``train_flg`` switches dropout on and
-        batch norm to batch statistics. In test mode (the default) the layers
-        keep nothing for a backward pass (their ``infer``; :meth:`loss` is the
-        forward pass that backward follows), and a large x is run in chunks of
-        a few hundred samples, so any N fits in memory: each sample's scores
-        do not depend on the others.
+        x is (N,) + input_dim, or (N, prod(input_dim)), cast to the net's dtype.
+        ``train_flg`` switches dropout on and batch norm to batch statistics. In
+        test mode the layers keep nothing for backward (their ``infer``) and a
+        large x runs in chunks of a few hundred samples (any N fits in memory).
         """
         x = self._input(x)
         if train_flg:
@@ -124,29 +96,18 @@ class Net:
         return out
 
     def _forward(self, x, train_flg, keep):
-        fused = None  # a ReLU already applied by the layer before it
-        for i, layer in enumerate(self._sequence):
+        if not keep:  # test time: each layer's infer, a ReLU fused where it can be
+            for layer, relu in self._inference:
+                x = layer.infer(x, relu=True) if relu else layer.infer(x)
+            return x
+        for layer in self._sequence:
             kind = self._kind_of[id(layer)]
-            if layer is fused:
-                continue
-            if not keep:
-                after = self._sequence[i + 1] if i + 1 < len(self._sequence) else None
-                if kind.fuses_relu and after is not None and self._kind_of[id(after)].kind == "relu":
-                    fused = after
-                    x = layer.infer(x, relu=True)
-                else:
-                    x = layer.infer(x)
-            elif kind.takes_train_flag:
-                x = layer.forward(x, train_flg)
-            else:
-                x = layer.forward(x)
+            x = layer.forward(x, train_flg) if kind.takes_train_flag else layer.forward(x)
         return x
 
     def loss(self, x, t, train_flg=True):
-        """Mean cross-entropy loss of the batch; t as integer labels (N,) or one-hot (N, K).
-
-        The layers keep what :meth:`gradient`'s backward pass needs, in either mode.
-        """
+        """Mean cross-entropy loss; t integer labels (N,) or one-hot (N, K). The
+        layers keep what :meth:`gradient`'s backward needs, in either mode."""
         if len(np.shape(x)) and np.shape(x)[0] == 0:
             raise ValueError("x holds no samples: the mean loss of an empty batch is undefined")
         return self.last_layer.forward(self._forward(self._input(x), train_flg, keep=True), t)
@@ -154,10 +115,9 @@ class Net:
     def accuracy(self, x, t, batch_size=None):
         """Fraction of the samples whose top score is their label (test mode).
 
-        Every sample counts: the book's version skips the last partial batch
-        but still divides by N. ``batch_size`` None lets :meth:`predict` choose
-        its chunks (the fastest); a positive int predicts that many at a time,
-        as the book's ``batch_size=100``. The result does not depend on it.
+        Every sample counts (the book's skips the last partial batch but divides
+        by N). ``batch_size``: None lets :meth:`predict` chunk (fastest), an int
+        predicts that many at a time as the book does; the result is the same.
         """
         t = np.asarray(t)
         if t.ndim != 1:
@@ -191,20 +151,14 @@ class Net:
         """Gradient of :meth:`loss` by backprop: dict with the keys and shapes of ``params``."""
         return self.loss_and_gradient(x, t)[1]
 
-    def predict_proba(self, x):
-        """Class probabilities (N, output_size), float64: the softmax of :meth:`predict`."""
-        return softmax(self.predict(x))
-
     # -- finite differences (fastconv.nn.numerical) ----------------------------
 
     def fixed_dropout_masks(self):
-        """Context manager: within it each Dropout draws one mask and keeps it,
-        so the training-mode loss is a deterministic function of the parameters."""
+        """Context manager: each Dropout keeps one mask (:mod:`fastconv.nn.numerical`)."""
         return numerical.fixed_dropout_masks(self)
 
     def numerical_gradient(self, x, t, h=1e-4):
-        """Gradient of :meth:`loss` by central differences, always computed in
-        float64 (see :func:`fastconv.nn.numerical.net_numerical_gradient`)."""
+        """:meth:`loss`' gradient by central differences in float64 (:mod:`.numerical`)."""
         return numerical.net_numerical_gradient(self, x, t, h)
 
     def _float64_copy(self):
@@ -213,33 +167,29 @@ class Net:
     # -- the net elsewhere: files, the book's pickles, pictures, ONNX, torch ----
 
     def save_params(self, file_name="params.npz"):
-        """Write ``params`` to an .npz at exactly ``file_name``, atomically
-        (:func:`fastconv.io.checkpoint.save_npz`)."""
+        """``params`` to an .npz at ``file_name``, atomically (:mod:`fastconv.io.checkpoint`)."""
         from ..io import checkpoint
         checkpoint.save_npz(file_name, self.params)
 
     def load_params(self, file_name="params.npz"):
-        """Read parameters saved by :meth:`save_params` into ``params``, in place,
-        checked before anything changes (:func:`fastconv.io.checkpoint.read_npz`)."""
+        """:meth:`save_params`' file into ``params``, in place, all checked first."""
         from ..io import checkpoint
         expected = {name: (p.shape, p.dtype) for name, p in self.params.items()}
         for name, array in checkpoint.read_npz(file_name, expected).items():
             self.params[name][...] = array
 
     def load_book_params(self, file_name="params.pkl"):
-        """Load the book's pickled parameters, read without running them, with
-        the book's dropout scaling (:func:`fastconv.nn.book_weights.load_book_params`)."""
+        """The book's pickled weights, run nothing (:mod:`fastconv.nn.book_weights`)."""
         from .book_weights import load_book_params
         load_book_params(self, file_name)
 
     def predict_images(self, images, batch_size=100):
-        """Class probabilities (N, output_size), float64, for pictures of digits
-        (:func:`fastconv.io.pictures.images_to_inputs` brings each to MNIST's form)."""
+        """Probabilities (N, K), float64, of pictures (:mod:`fastconv.io.pictures`)."""
         from ..io.pictures import images_to_inputs
         x = images_to_inputs(images, self.input_dim)
         if len(x) == 0:
             return np.empty((0, math.prod(self.output_shape)))
-        return np.concatenate([self.predict_proba(x[i:i + batch_size])
+        return np.concatenate([softmax(self.predict(x[i:i + batch_size]))
                                for i in range(0, len(x), batch_size)])
 
     def to_onnx(self, path, batch=None):
@@ -248,14 +198,12 @@ class Net:
         return to_onnx(self, path, batch=batch)
 
     def state_dict_torch(self):
-        """The parameters as its PyTorch twin names them
-        (:func:`fastconv.interop.torch.state_dict`); needs no PyTorch."""
+        """The parameters as the torch twin names them (:mod:`fastconv.interop.torch`)."""
         from ..interop.torch import state_dict
         return state_dict(self)
 
     def load_state_dict_torch(self, state_dict):
-        """Copy a PyTorch twin's ``state_dict()`` into ``params``
-        (:func:`fastconv.interop.torch.load_state_dict`)."""
+        """A torch twin's ``state_dict()`` into ``params`` (:mod:`fastconv.interop.torch`)."""
         from ..interop.torch import load_state_dict
         load_state_dict(self, state_dict)
 

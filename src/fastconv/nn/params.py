@@ -4,7 +4,9 @@ import math
 
 import numpy as np
 
-__all__ = ["ParamDict", "init_std", "Maker"]
+from . import registry
+
+__all__ = ["ParamDict", "init_std", "Maker", "build_layers"]
 
 
 class ParamDict(collections.abc.MutableMapping):
@@ -100,3 +102,22 @@ class Maker:
 
     def ones(self, shape):
         return np.ones(shape, self.dtype)
+
+
+def build_layers(entries, make):
+    """The layers of :func:`~fastconv.nn.registry.walk`'s entries, named as the
+    book names them: ``(layers, types, params, grad_of)`` with layers and types
+    by name ("Conv1", ...), the :class:`ParamDict` (W1, b1, ...) and, per
+    parameter, (its layer, the attribute its gradient is left in)."""
+    layers, types, params, grad_of, counts = {}, {}, ParamDict(make.dtype), {}, {}
+    for entry in entries:
+        kind = registry.get(entry["type"])
+        counts[kind.kind] = counts.get(kind.kind, 0) + 1
+        name = f"{kind.prefix}{counts[kind.kind]}"
+        layers[name] = layer = kind.build(entry["options"], entry["in"], make)
+        types[name] = kind
+        for param in kind.params:
+            index = sum(1 for k in params if k.rstrip("0123456789") == param.prefix) + 1
+            params.bind(f"{param.prefix}{index}", layer, param.attr)
+            grad_of[f"{param.prefix}{index}"] = (layer, param.grad)
+    return layers, types, params, grad_of

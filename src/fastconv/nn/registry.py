@@ -6,7 +6,8 @@ initialisation, gradient attributes), how to build the layer, and its ONNX
 nodes and torch module. :class:`~fastconv.nn.net.Net`, the model card, ONNX
 export and the torch twin all ask the type, never the layer's class. A new
 kind of layer is a class and its type, registered with :func:`register`,
-usually side by side in one module.
+usually side by side in one module. (The built-in types register when
+:mod:`fastconv.nn` loads, which any import of this module does first.)
 """
 from ..ops.window import positive_int
 
@@ -128,13 +129,7 @@ def get(kind, spec=None):
 
 def kinds():
     """The registered kinds, sorted."""
-    _load_builtin()
     return sorted(_TYPES)
-
-
-def _load_builtin():
-    # The built-in types register themselves when their modules load.
-    from . import activations, affine, conv, dropout, normalization, pooling  # noqa: F401
 
 
 def walk(input_dim, layer_specs):
@@ -146,7 +141,6 @@ def walk(input_dim, layer_specs):
     order nets create them. Raises ValueError for anything malformed (a
     non-integer size, an unknown key, a map shrinking below 1x1).
     """
-    _load_builtin()
     shape = tuple(positive_int(d, "input_dim entry") for d in input_dim)
     if len(shape) not in (1, 3):
         raise ValueError(f"input_dim must be (C, H, W) or (D,), got {tuple(input_dim)}")

@@ -9,8 +9,9 @@ __all__ = ["prepare"]
 
 def prepare(layers, types):
     """Set up ``layers`` (name -> layer, in order) for a net and return
-    ``(sequence, kind_of)``: the order forward runs them in, and each layer's
-    type by ``id(layer)``."""
+    ``(sequence, kind_of, inference)``: the order forward runs them in, each
+    layer's type by ``id(layer)``, and the test-time pass as (layer, fuse the
+    ReLU after it?) pairs, the fused ReLUs left out."""
     names = list(layers)
     kind_of = {id(layers[name]): types[name] for name in names}
     convs = [layers[n] for n in names if types[n].kind == "conv"]
@@ -38,4 +39,13 @@ def prepare(layers, types):
         if (kind_of[id(relu)].kind == "relu" and kind_of[id(pool)].kind == "pool"
                 and pool.mode == "max"):
             sequence[i], sequence[i + 1] = pool, relu
-    return sequence, kind_of
+    # At test time a convolution followed by a ReLU writes max(out, 0) in the
+    # same pass (the direct kernel's output copy).
+    inference = []
+    for layer in sequence:
+        if (kind_of[id(layer)].kind == "relu" and inference and inference[-1][1] is False
+                and kind_of[id(inference[-1][0])].fuses_relu):
+            inference[-1] = (inference[-1][0], True)
+        else:
+            inference.append((layer, False))
+    return sequence, kind_of, inference
