@@ -8,6 +8,8 @@ A target counts as met when it is met in both runs, missed when missed in both, 
 import json
 import sys
 
+from targets import targets
+
 
 def _cell(row):
     if row is None or row["value"] is None:
@@ -16,7 +18,7 @@ def _cell(row):
 
 
 def summary(runs):
-    by_figure = [{r["figure"]: r for r in run["targets"]} for run in runs]
+    by_figure = [{r["figure"]: r for r in targets(run)} for run in runs]
     figures = list(dict.fromkeys(f for run in by_figure for f in run))
     lines = ["| figure | target | " + " | ".join(f"run {i + 1}" for i in range(len(runs)))
              + " | verdict |", "|---|---|" + "---|" * len(runs) + "---|"]
