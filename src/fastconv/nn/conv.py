@@ -5,7 +5,7 @@ from ..ops import conv as _conv
 from ..ops import validate as V
 from ..ops.window import Window, pair, positive_int
 from .arrays import shown, spread_bias
-from .registry import LayerType, Param, ShapeError, register
+from .registry import LayerType, Param, map_out, register
 
 __all__ = ["Convolution", "ConvType"]
 
@@ -122,12 +122,8 @@ class ConvType(LayerType):
     def out_shape(self, options, shape, where):
         fn = positive_int(options["filter_num"], f"{where} filter_num")
         window = self._window(options, where)
-        c, h, w = shape
-        try:
-            oh, ow = window.out_size(h, w)
-        except ValueError as exc:
-            raise ShapeError(f"{where} gets a {h}x{w} map, too small for it: {exc}") from None
-        return (fn, oh, ow), [(fn, c, *window.kernel), (fn,)]
+        oh, ow = map_out(window, shape, where)
+        return (fn, oh, ow), [(fn, shape[0], *window.kernel), (fn,)]
 
     def build(self, options, shape, make):
         window = self._window(options, "")

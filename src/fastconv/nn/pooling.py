@@ -2,7 +2,7 @@
 from ..ops import pooling as P
 from ..ops.window import Window, pair, positive_int
 from .arrays import shown
-from .registry import LayerType, ShapeError, register
+from .registry import LayerType, map_out, register
 
 __all__ = ["Pooling", "PoolType"]
 
@@ -90,13 +90,8 @@ class PoolType(LayerType):
                                                 ("pool_h/pool_w", "stride", "pad", "dilation")])
 
     def out_shape(self, options, shape, where):
-        window = self._window(options, where)
-        c, h, w = shape
-        try:
-            oh, ow = window.out_size(h, w)
-        except ValueError as exc:
-            raise ShapeError(f"{where} gets a {h}x{w} map, too small for it: {exc}") from None
-        return (c, oh, ow), []
+        oh, ow = map_out(self._window(options, where), shape, where)
+        return (shape[0], oh, ow), []
 
     def build(self, options, shape, make):
         window = self._window(options, "")

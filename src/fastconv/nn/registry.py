@@ -11,7 +11,7 @@ usually side by side in one module. (The built-in types register when
 """
 from ..ops.window import positive_int
 
-__all__ = ["LayerType", "Param", "ShapeError", "register", "get", "kinds", "walk",
+__all__ = ["LayerType", "Param", "ShapeError", "map_out", "register", "get", "kinds", "walk",
            "param_names", "MAX_LAYERS"]
 
 MAX_LAYERS = 10_000
@@ -21,6 +21,16 @@ _TYPES = {}
 
 class ShapeError(ValueError):
     """A layer's window does not fit the feature map it gets."""
+
+
+def map_out(window, shape, where):
+    """(OH, OW) of ``window`` on a (C, H, W) ``shape``; ShapeError naming ``where``
+    when the window does not fit."""
+    h, w = shape[1:]
+    try:
+        return window.out_size(h, w)
+    except ValueError as exc:
+        raise ShapeError(f"{where} gets a {h}x{w} map, too small for it: {exc}") from None
 
 
 class Param:
