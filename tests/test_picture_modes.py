@@ -323,12 +323,12 @@ def test_every_mode_holding_the_8bit_levels_reads_as_the_8bit_picture(digits, tm
         assert_same_input(read(path), ref, EXACT, f"digit {i} {name}")
 
 
-@pytest.mark.parametrize("light_ink", [False, True], ids=["dark-on-white", "light-on-black"])
-@pytest.mark.parametrize("name", sorted(PRECISE_WRITERS))
+# Blue ballpoint ink is drawn on white paper only.
+@pytest.mark.parametrize("name, light_ink", [
+    (name, light) for name in sorted(PRECISE_WRITERS) for light in (False, True)
+    if not (name.endswith("-blue.png") and light)])
 def test_deeper_and_colour_pictures_read_within_the_quantisation_bound(digits, tmp_path, name,
                                                                        light_ink):
-    if name.endswith("-blue.png") and light_ink:
-        pytest.skip("blue ballpoint ink is drawn on white paper only")
     x, _ = digits
     for i in (0, 1, 2):
         d = ink_map(x[i])
@@ -621,7 +621,7 @@ def test_cmyk_jpeg_reads_the_gray_of_its_decoded_inks(digits, tmp_path):
 
 # --- the documented rules for I and F -------------------------------------------------
 
-@pytest.mark.parametrize("values, expected", [
+SCALING_RULES = [
     ([0, 1], [0.0, 1.0]),                      # F within [0, 1]: as it is
     ([0, 0.25, 1], [0.0, 0.25, 1.0]),
     ([0, 255], [0.0, 1.0]),                    # within [0, 255]: 8-bit levels
@@ -629,12 +629,15 @@ def test_cmyk_jpeg_reads_the_gray_of_its_decoded_inks(digits, tmp_path):
     ([0, 300, 65535], [0.0, 300 / 65535, 1.0]),  # within [0, 65535]: 16-bit levels
     ([-1, 0, 1], [0.0, 0.5, 1.0]),             # outside all three: its own range
     ([0, 1e6], [0.0, 1.0]),
-])
-@pytest.mark.parametrize("mode", ["F", "I"])
+]
+
+
+# Integer pictures hold integers: mode I takes the rules whose values are whole.
+@pytest.mark.parametrize("mode, values, expected", [
+    (mode, values, expected) for mode in ("F", "I") for values, expected in SCALING_RULES
+    if mode == "F" or all(v == int(v) for v in values)])
 def test_float_and_integer_pictures_are_scaled_by_the_documented_rule(tmp_path, mode, values,
                                                                       expected):
-    if mode == "I" and any(v != int(v) for v in values):
-        pytest.skip("integer pictures hold integers")
     dtype = np.float32 if mode == "F" else np.int32
     row = np.asarray(values, dtype)[None, :]
     path = save(Image.fromarray(row), tmp_path / "r.tif")
