@@ -9,6 +9,7 @@ it, and restores the file. A mutant is killed when those tests fail. Prints a
 table and exits 1 if any mutant survived (or its patch no longer applies).
 """
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -75,6 +76,27 @@ def run(cmd, **kw):
     return subprocess.run(cmd, check=True, **kw)
 
 
+def newer_than_build(path, build):
+    """Date ``path`` after every build output.
+
+    A patch written in the second the last build ended looks no newer than
+    its objects where the file system keeps whole seconds (CI's did: its
+    first mutant ran unpatched), and ninja then builds nothing.
+    """
+    newest = max((f.stat().st_mtime for f in build.rglob("*") if f.is_file()), default=0)
+    stamp = max(time.time(), newest) + 2
+    os.utime(path, (stamp, stamp))
+
+
+def rebuilt(build):
+    """Build the extension now; False when ninja found nothing to do."""
+    proc = subprocess.run(["cmake", "--build", str(build)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(proc.stdout[-3000:], proc.stderr[-3000:])
+        return True     # a patch that breaks the build is not a survivor: pytest reports it
+    return "no work to do" not in proc.stdout
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
@@ -91,8 +113,9 @@ def main():
     py = str(venv / "bin" / "python")
     run([py, "-m", "pip", "install", "-q", "scikit-build-core", "cython>=3", "cython-cmake",
          "ninja", "hypothesis", "pytest"])
+    build = scratch / "build"
     run([py, "-m", "pip", "install", "-q", "--no-build-isolation", "--no-deps", "-e", str(src),
-         f"-Cbuild-dir={scratch / 'build'}", "-Ceditable.rebuild=true"])
+         f"-Cbuild-dir={build}", "-Ceditable.rebuild=true"])
     rows, failed = [], False
     try:
         for name, path, text, replacement, tests in MUTANTS:
@@ -103,12 +126,19 @@ def main():
                 failed = True
                 continue
             target.write_text(original.replace(text, replacement))
+            newer_than_build(target, build)
             t0 = time.perf_counter()
             try:
+                if path.startswith("csrc/") and not rebuilt(build):
+                    rows.append((name, "NOT REBUILT after the patch", path))
+                    failed = True
+                    continue
                 proc = subprocess.run([py, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-                                       *tests], cwd=src, capture_output=True, text=True)
+                                       "--hypothesis-seed=0", *tests],
+                                      cwd=src, capture_output=True, text=True)
             finally:
                 target.write_text(original)
+                newer_than_build(target, build)
             if proc.returncode == 1:
                 verdict = "killed"
             elif proc.returncode == 0:

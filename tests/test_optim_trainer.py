@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from conftest import running_on
@@ -334,6 +334,8 @@ needs_c = pytest.mark.skipif("c" not in F.available_backends(), reason="extensio
 @settings(max_examples=60, deadline=None)
 @given(size=st.integers(1, 20000), dtype=st.sampled_from([np.float32, np.float64]),
        threads=st.integers(1, 3), seed=st.integers(0, 2**32 - 1))
+@example(size=4096 * 2 + 1, dtype=np.float32, threads=2, seed=0)   # a last block of one
+@example(size=4096 * 3 - 1, dtype=np.float64, threads=3, seed=1)
 def test_adam_kernel_matches_numpy(size, dtype, threads, seed):
     # Sizes cross the kernel's 4096-value blocks; the thread count must not matter.
     rng = np.random.default_rng(seed)
