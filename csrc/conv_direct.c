@@ -7,6 +7,7 @@
  * AVX2+FMA, and the faster one is picked at run time, so one wheel runs
  * everywhere and still uses the wide units where they exist. */
 #include "common.h"
+#include "testing.h"
 
 #include <stdlib.h>
 

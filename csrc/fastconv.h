@@ -22,10 +22,6 @@ typedef int64_t fc_int;
 int fc_openmp_enabled(void);
 int fc_max_threads(void);
 int fc_thread_limit(void);
-/* Size of the team of the last parallel region any kernel ran (0 after
- * fc_reset_team when none ran since): lets tests prove a call was split. */
-int fc_last_team(void);
-void fc_reset_team(void);
 
 #define FC_DECLARE(T, S)                                                                   \
   /* --- patches (patches.c) --- */                                                       \
@@ -76,7 +72,6 @@ FC_DECLARE(double, f64)
  * max(out, 0) (NaN kept). Return 0, -1 when out of memory, -2 when not compiled in. */
 int fc_conv_available(void);
 const char *fc_conv_isa(void);
-void fc_conv_force_baseline(int on);
 /* The highest instruction set the direct kernels may use: 0 baseline, 1 AVX2. */
 void fc_conv_cap_isa(int level);
 #define FC_DECLARE_DIRECT(T, S)                                                             \

@@ -1,5 +1,6 @@
 /* OpenMP queries for the Python runtime (fastconv._runtime). */
 #include "common.h"
+#include "testing.h"
 
 int fc_openmp_enabled(void) {
 #ifdef _OPENMP

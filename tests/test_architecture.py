@@ -191,3 +191,23 @@ def test_the_output_size_formula_lives_in_one_place_per_language():
     c = re.compile(r"\+\s*2\s*\*\s*\w+\s*-.*\)\s*/\s*\w+\s*\+\s*1")
     found = [p.name for p in sorted(CSRC.glob("*")) if c.search(p.read_text())]
     assert found == ["common.h"], found
+
+
+def test_test_hooks_stay_out_of_the_public_header():
+    # An extension function that only fastconv._testing calls is a test hook:
+    # the C functions it reaches are declared in csrc/testing.h, never in the
+    # header a caller of the kernels reads.
+    pyx = (PKG / "_ext.pyx").read_text()
+    bodies = dict(re.findall(r"^def (\w+)\(.*?\n((?:    .*\n|\n)*)", pyx, re.M))
+    callers = {name: set() for name in bodies}
+    for path in PKG.rglob("*.py"):
+        for name in set(re.findall(r"\bext\.(\w+)", path.read_text())) & set(callers):
+            callers[name].add(path.relative_to(PKG).as_posix())
+    hooks = {name for name, users in callers.items() if users == {"_testing.py"}}
+    assert {"last_team", "reset_team", "conv_force_baseline"} <= hooks
+    public = (CSRC / "fastconv.h").read_text()
+    testing = (CSRC / "testing.h").read_text()
+    for name in sorted(hooks):
+        for fn in re.findall(r"\b(fc_\w+)\(", bodies[name]):
+            assert not re.search(rf"\b{fn}\(", public), f"{fn} (test hook {name}) in fastconv.h"
+            assert re.search(rf"\b{fn}\(", testing), f"{fn} (test hook {name}) not in testing.h"

@@ -11,13 +11,16 @@ dilation, each as (h, w).
 """
 from libc.stdint cimport int64_t
 
+cdef extern from "testing.h" nogil:
+    int fc_last_team()
+    void fc_reset_team()
+    void fc_conv_force_baseline(int on)
+
 cdef extern from "fastconv.h" nogil:
     ctypedef int64_t fc_int
     int fc_openmp_enabled()
     int fc_max_threads()
     int fc_thread_limit()
-    int fc_last_team()
-    void fc_reset_team()
     void fc_im2col_f32(const float *x, fc_int n, fc_int c, fc_int h, fc_int w,
                        fc_int kh, fc_int kw, fc_int sh, fc_int sw, fc_int ph, fc_int pw,
                        int nthreads, float *col)
@@ -73,7 +76,6 @@ cdef extern from "fastconv.h" nogil:
                             int nthreads)
     int fc_conv_available()
     const char *fc_conv_isa()
-    void fc_conv_force_baseline(int on)
     void fc_conv_cap_isa(int level)
     int fc_conv2d_f32(const float *x, fc_int n, fc_int c, fc_int h, fc_int w,
                       const float *weight, const float *bias, fc_int fn, fc_int kh, fc_int kw,
