@@ -1,0 +1,203 @@
+"""Sphinx configuration of fastconv's documentation.
+
+Build: ``python -m sphinx -W -b html docs docs/_build/html`` (the gallery's
+examples run during it), then ``python -m sphinx -W -b doctest docs
+docs/_build/doctest`` for the code blocks of the pages and docstrings.
+No network: intersphinx is not used, and the examples read MNIST from
+``$FASTCONV_DATA`` (default: ``../shared/data/mnist`` beside the checkout).
+"""
+import os
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+DOCS = Path(__file__).resolve().parent
+REPO = DOCS.parent
+# The examples and the doctests read MNIST from here; never download.
+os.environ.setdefault("FASTCONV_DATA", str((REPO.parent / "shared" / "data" / "mnist").resolve()))
+# So that the gallery's scripts can import their small helper, examples/_data.py.
+sys.path.insert(0, str(REPO / "examples"))
+
+import fastconv  # noqa: E402
+
+project = "fastconv"
+author = "fastconv developers"
+copyright = f"{time.strftime('%Y')}, fastconv developers"
+release = version = fastconv.__version__
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.doctest",
+    "sphinx.ext.mathjax",
+    "numpydoc",
+    "sphinx_gallery.gen_gallery",
+]
+
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "auto_examples/*.ipynb",
+                    "auto_examples/*.py", "auto_examples/*.zip"]
+templates_path = ["_templates"]
+html_static_path = ["_static"]
+html_css_files = ["fastconv.css"]
+
+# --- API reference ----------------------------------------------------------------
+autosummary_generate = True          # the stubs under api/generated/ (not in git)
+autosummary_imported_members = True
+autodoc_default_options = {"members": False}
+autodoc_typehints = "none"           # the numpydoc Parameters section says the types
+add_module_names = False
+numpydoc_show_class_members = False  # each class page lists its own methods (template)
+numpydoc_class_members_toctree = False
+numpydoc_xref_param_type = False
+
+# numpydoc's docstring checks on every object autodoc documents, failing the build
+# (-W) on any finding. All checks except:
+# - ES01 (no extended summary) and EX01 (no Examples section): short docstrings are
+#   fine where the summary says it all; examples live in the pages and the gallery.
+# - SA01 (no See Also): the pages link related names.
+# - GL01, GL02 (summary starts on the first line / closing quotes' line): the house
+#   style starts the summary on the line after the quotes in some modules; purely
+#   typographic.
+# - SS05 (summary starts with an infinitive): the book's voice ("Load MNIST",
+#   "The folder to use") mixes both; not worth rewording 100 summaries.
+# - RT02 (the first line of Returns should be the type only): the house style names
+#   the returned value with its shape, e.g. "out, argmax : ndarray".
+# - PR06 (types "int" not "integer"...) would only reword prose.
+numpydoc_validation_checks = {"all", "ES01", "EX01", "SA01", "GL01", "GL02", "SS05", "RT02",
+                              "PR06"}
+# Docstrings not yet brought to numpydoc's sections: each is removed from this
+# list when its docstring is fixed (the list must end empty).
+_NOT_YET_VALIDATED = [
+    "fastconv.AdaGrad",
+    "fastconv.Adam",
+    "fastconv.Affine",
+    "fastconv.AlexNet",
+    "fastconv.BatchNormalization",
+    "fastconv.Convolution",
+    "fastconv.DeepConvNet",
+    "fastconv.Dropout",
+    "fastconv.LRN",
+    "fastconv.LeNet",
+    "fastconv.LeakyRelu",
+    "fastconv.Momentum",
+    "fastconv.Nesterov",
+    "fastconv.Net",
+    "fastconv.Pooling",
+    "fastconv.RMSprop",
+    "fastconv.Relu",
+    "fastconv.SGD",
+    "fastconv.SimpleConvNet",
+    "fastconv.Trainer",
+    "fastconv.available_backends",
+    "fastconv.avg_pool2d",
+    "fastconv.avg_pool2d_backward",
+    "fastconv.book.install",
+    "fastconv.book.installed",
+    "fastconv.book.load_mnist",
+    "fastconv.book.main",
+    "fastconv.book.run",
+    "fastconv.build_config",
+    "fastconv.col2im",
+    "fastconv.conv2d",
+    "fastconv.conv2d_input_grad",
+    "fastconv.conv2d_weight_grad",
+    "fastconv.fold",
+    "fastconv.fork_limits_threads",
+    "fastconv.get_backend",
+    "fastconv.get_num_threads",
+    "fastconv.get_optimizer",
+    "fastconv.gradient_check",
+    "fastconv.im2col",
+    "fastconv.interop.onnx.onnx_model",
+    "fastconv.interop.onnx.to_onnx",
+    "fastconv.interop.torch.load_state_dict",
+    "fastconv.interop.torch.sequential",
+    "fastconv.interop.torch.state_dict",
+    "fastconv.interop.torch.twin",
+    "fastconv.io.book_pickle.read_book_params",
+    "fastconv.io.book_pickle.read_pickled_arrays",
+    "fastconv.io.checkpoint.atomic_path",
+    "fastconv.io.checkpoint.atomic_write",
+    "fastconv.io.checkpoint.read_npz",
+    "fastconv.io.checkpoint.save_npz",
+    "fastconv.io.mnist.default_data_dir",
+    "fastconv.io.mnist.download_mnist",
+    "fastconv.io.mnist.mnist_from_arrays",
+    "fastconv.io.mnist.read_mnist_files",
+    "fastconv.io.mnist.resolve_data_dir",
+    "fastconv.io.pictures.digit_to_input",
+    "fastconv.io.pictures.images_to_inputs",
+    "fastconv.io.pictures.load_digit",
+    "fastconv.io.pictures.load_image",
+    "fastconv.load_mnist",
+    "fastconv.max_pool2d",
+    "fastconv.max_pool2d_backward",
+    "fastconv.nn.ParamDict",
+    "fastconv.nn.card.card",
+    "fastconv.nn.card.read_card",
+    "fastconv.nn.card.write_card",
+    "fastconv.nn.make_model",
+    "fastconv.nn.softmax",
+    "fastconv.numerical_gradient",
+    "fastconv.openmp_enabled",
+    "fastconv.ops.ConvContext",
+    "fastconv.ops.adam_update",
+    "fastconv.ops.conv2d_backward",
+    "fastconv.ops.conv2d_forward",
+    "fastconv.ops.conv_plan",
+    "fastconv.ops.matmul",
+    "fastconv.set_backend",
+    "fastconv.set_num_threads",
+    "fastconv.show_config",
+    "fastconv.train.Recipe",
+    "fastconv.train.cosine_lr",
+    "fastconv.train.relative_error",
+    "fastconv.unfold",
+    "fastconv.use_backend",
+    "fastconv.use_num_threads",
+]
+numpydoc_validation_exclude = {r"\.__init__$"} | {"^" + name.replace(".", r"\.") + "$"
+                                                  for name in _NOT_YET_VALIDATED}
+
+# --- doctest (python -m sphinx -b doctest) ---------------------------------------
+doctest_global_setup = """
+import numpy as np
+import fastconv
+"""
+doctest_test_doctest_blocks = "default"
+
+# --- examples gallery ---------------------------------------------------------------
+sphinx_gallery_conf = {
+    "examples_dirs": str(REPO / "examples"),
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/plot_",     # every plot_*.py runs during the build
+    "ignore_pattern": r"/_",           # helpers such as _data.py
+    "within_subsection_order": "FileNameSortKey",
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "abort_on_example_error": True,
+    "matplotlib_animations": False,
+    "image_scrapers": ("matplotlib",),
+    "reset_modules": ("matplotlib",),
+    # The doctest builder reads the same pages; running the examples again there
+    # would double the build for nothing.
+    "plot_gallery": "False" if "doctest" in sys.argv else "True",
+}
+
+# --- HTML -------------------------------------------------------------------------------
+html_theme = "pydata_sphinx_theme"
+html_title = f"fastconv {version}"
+html_theme_options = {
+    "navbar_align": "left",
+    "show_toc_level": 2,
+    "navigation_with_keys": False,
+    "secondary_sidebar_items": ["page-toc"],
+    "footer_start": ["copyright"],
+    "footer_end": ["sphinx-version"],
+}
+html_sidebars = {"index": [], "changelog": []}
+html_show_sourcelink = False

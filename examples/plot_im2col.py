@@ -1,0 +1,8 @@
+"""
+im2col, pictured
+================
+
+Placeholder.
+"""
+import fastconv
+print(fastconv.__version__)
