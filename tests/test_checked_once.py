@@ -83,3 +83,61 @@ def test_a_mistake_reads_the_same_through_every_entry(mistake):
     }
     messages = {name: _message(call) for name, call in entries.items()}
     assert len(set(messages.values())) == 1, messages
+
+
+# --- counts: one rule wherever fastconv takes a number of things ----------------
+
+def _net():
+    return fastconv.SimpleConvNet(input_dim=(1, 8, 8), conv_param={
+        "filter_num": 2, "filter_size": 3, "pad": 0, "stride": 1}, hidden_size=4,
+        output_size=3, weight_init_std=0.01)
+
+
+def _trainer(value):
+    x, t = np.zeros((4, 1, 8, 8)), np.zeros(4, int)
+    fastconv.Trainer(_net(), x, t, x, t, epochs=1, mini_batch_size=value, verbose=False)
+
+
+def _accuracy(value):
+    _net().accuracy(np.zeros((4, 1, 8, 8)), np.zeros(4, int), batch_size=value)
+
+
+def _lrn(value):
+    from fastconv.nn.normalization import LRN
+    LRN(size=value)
+
+
+def _onnx(value):
+    pytest.importorskip("onnx")
+    from fastconv.interop.onnx import onnx_model
+    onnx_model(_net(), batch=value)
+
+
+def _repeats(value):
+    from fastconv.bench.timing import time_interleaved
+    time_interleaved({"noop": lambda: None}, repeats=value)
+
+
+# Each entry, whether it takes a whole-valued float (the book's code computes
+# some of these by division) and whether None means "all" or "any" there.
+COUNTS = [("Trainer mini_batch_size", _trainer, True, False),
+          ("Net.accuracy batch_size", _accuracy, True, True),
+          ("LRN size", _lrn, True, False), ("onnx_model batch", _onnx, True, True),
+          ("time_interleaved repeats", _repeats, False, False)]
+
+
+@pytest.mark.parametrize("entry, call, floats, none_ok", COUNTS, ids=[c[0] for c in COUNTS])
+@pytest.mark.parametrize("value, error", [
+    (0, ValueError), (-3, ValueError), (np.int64(-1), ValueError), (2.5, ValueError),
+    (float("inf"), ValueError), (float("nan"), ValueError), ("3", TypeError),
+    (None, TypeError), (True, TypeError), (np.bool_(True), TypeError), (2 + 0j, TypeError),
+])
+def test_every_count_is_refused_by_the_same_rule(entry, call, floats, none_ok, value, error):
+    if value is None and none_ok:
+        call(value)     # accepted: the whole batch, or a dynamic one
+        return
+    if not floats and isinstance(value, float):
+        error = TypeError
+    name = entry.split()[-1]
+    with pytest.raises(error, match=rf"{name} must be a positive integer, got "):
+        call(value)

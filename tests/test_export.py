@@ -145,8 +145,8 @@ def test_onnx_fixed_batch(nets, mnist, tmp_path):
                                         nets["lenet"].predict(x))
     with pytest.raises(Exception, match="(?i)dimension|shape"):
         session.run(None, {"input": mnist[2][:3]})
-    for bad in (0, -1, 2.5, True):
-        with pytest.raises(ValueError, match="batch must be a positive integer"):
+    for bad, error in ((0, ValueError), (-1, ValueError), (2.5, ValueError), (True, TypeError)):
+        with pytest.raises(error, match="batch must be a positive integer"):
             export.onnx_model(nets["lenet"], batch=bad)
 
 

@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from .. import functional as F
+from ..ops.window import positive_int
 
 
 def time_interleaved(variants, repeats=7, warmup=1, fewer=None, warmup_time=0.0, burst=1):
@@ -35,8 +36,7 @@ def time_interleaved(variants, repeats=7, warmup=1, fewer=None, warmup_time=0.0,
     seconds (a step timed in another process), which replaces the wall time
     of the call.
     """
-    if repeats < 1:
-        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    repeats = positive_int(repeats, "repeats")
     fewer = fewer or {}
     for fn in variants.values():
         start, calls = time.perf_counter(), 0

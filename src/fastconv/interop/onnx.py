@@ -20,6 +20,7 @@ import numpy as np
 
 from ..io.checkpoint import atomic_path
 from ..nn import registry
+from ..ops.window import positive_int
 
 __all__ = ["OPSET", "to_onnx", "onnx_model"]
 
@@ -65,8 +66,8 @@ def onnx_model(net, batch=None):
     fixes it. Raises ValueError for a layer without an ONNX counterpart.
     """
     onnx, helper, numpy_helper = _import_onnx()
-    if batch is not None and (isinstance(batch, bool) or int(batch) != batch or batch < 1):
-        raise ValueError(f"batch must be a positive integer or None, got {batch!r}")
+    if batch is not None:
+        batch = positive_int(batch, "batch", integral_floats=True)
     dtype = np.dtype(np.float32)
     elem = helper.np_dtype_to_tensor_dtype(dtype)
     g = _Graph(helper, numpy_helper, dtype)

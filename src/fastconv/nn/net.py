@@ -15,6 +15,7 @@ from . import numerical, registry, rewrites
 from .loss import SoftmaxWithLoss, softmax
 from .arrays import samples
 from .params import Maker, build_layers
+from ..ops.window import positive_int
 
 __all__ = ["Net"]
 
@@ -129,8 +130,7 @@ class Net:
             raise ValueError(f"x holds {len(x)} samples but t holds {n} labels")
         if batch_size is None:
             batch_size = n
-        elif isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = positive_int(batch_size, "batch_size", integral_floats=True)
         correct = 0
         for start in range(0, n, int(batch_size)):
             y = self.predict(x[start:start + int(batch_size)], train_flg=False)

@@ -4,6 +4,7 @@ import numpy as np
 
 from .arrays import as_float
 from .registry import LayerType, Param, register
+from ..ops.window import positive_int
 
 __all__ = ["BatchNormalization", "LRN", "BatchNormType", "LRNType"]
 
@@ -132,10 +133,7 @@ class LRN:
     """
 
     def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0):
-        if isinstance(size, (str, bytes)) or not np.isscalar(size) or int(size) != size \
-                or size < 1:
-            raise ValueError(f"size must be a positive integer, got {size!r}")
-        self.size = int(size)
+        self.size = positive_int(size, "size", integral_floats=True)
         # Python floats: a NumPy float64 scalar would upcast float32 arrays.
         self.alpha = float(alpha)
         self.beta = float(beta)

@@ -5,6 +5,8 @@ Every op, layer and model that slides a window over an image builds a
 nowhere else in Python (csrc/common.h has the C copy, ``fc_out_size``).
 The argument order is PyTorch's: kernel, stride, padding, dilation.
 """
+import math
+import numbers
 import operator
 from dataclasses import dataclass
 
@@ -28,11 +30,23 @@ def _int(value, name):
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}") from None
 
 
-def positive_int(value, name):
-    """``value`` as a Python int of at least 1: TypeError for a non-integer
-    (28.5, "3", True), ValueError for 0 or less."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+def positive_int(value, name, *, integral_floats=False):
+    """``value`` as a Python int of at least 1, checked the same way for every
+    count fastconv takes (channels, sizes, batch sizes, repeats).
+
+    TypeError for what is not a real number (``"3"``, None, True) and, unless
+    ``integral_floats``, for a float; ValueError for 0 or less and, with
+    ``integral_floats``, for a float that is not a whole number (2.5, inf).
+    ``integral_floats`` is for the arguments the book's code passes as floats
+    (its ``mini_batch_size`` computed by division, say).
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a positive integer, got {value!r}")
+    if not isinstance(value, (int, np.integer)):
+        if not integral_floats:
+            raise TypeError(f"{name} must be a positive integer, got {value!r}")
+        if not math.isfinite(value) or int(value) != value:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)

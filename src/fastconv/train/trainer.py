@@ -9,6 +9,7 @@ import time
 import numpy as np
 
 from .optim import get_optimizer
+from ..ops.window import positive_int
 
 __all__ = ["Trainer"]
 
@@ -99,13 +100,7 @@ class Trainer:
                              f"{len(t_train)}, test {len(x_test)} vs {len(t_test)}")
         if len(x_train) == 0:
             raise ValueError("the training set is empty")
-        if isinstance(mini_batch_size, bool) or not isinstance(mini_batch_size, numbers.Real):
-            raise TypeError(f"mini_batch_size must be a positive integer, got "
-                            f"{mini_batch_size!r}")
-        if (not math.isfinite(mini_batch_size) or int(mini_batch_size) != mini_batch_size
-                or mini_batch_size < 1):
-            raise ValueError(f"mini_batch_size must be a positive integer, got "
-                             f"{mini_batch_size!r}")
+        positive_int(mini_batch_size, "mini_batch_size", integral_floats=True)
         if isinstance(epochs, bool) or not isinstance(epochs, numbers.Real):
             raise TypeError(f"epochs must be a number, got {epochs!r}")
         if not math.isfinite(epochs) or epochs < 0:
