@@ -22,7 +22,7 @@ STRATA = [
     {"_testing", "functional", "io"},
     {"nn"},
     {"train", "interop"},
-    {"book", "bench"},
+    {"book", "bench", "serve"},
     {"cli"},
     {"__init__", "__main__"},
 ]

@@ -1,5 +1,5 @@
 """The ``fastconv`` command line: ``train``, ``eval``, ``viz``, ``predict``, ``export``,
-``bench`` and ``convert``.
+``bench``, ``convert`` and ``serve``.
 
 One handler in :func:`main` turns every failure a user can cause into one line
 on stderr, never a traceback: a usage error (a bad option or option value)
@@ -14,12 +14,12 @@ status 130).
 """
 import sys
 
-from . import bench, common, convert, evaluate, export, predict, train, viz
+from . import bench, common, convert, evaluate, export, predict, serve, train, viz
 from .common import MODELS, CliError, UsageError
 
 __all__ = ["main", "build_parser", "MODELS", "CliError", "UsageError"]
 
-COMMANDS = (train, evaluate, viz, predict, export, bench, convert)
+COMMANDS = (train, evaluate, viz, predict, export, bench, convert, serve)
 
 
 def build_parser():
@@ -29,7 +29,7 @@ def build_parser():
         description="Train and inspect the CNNs of 'Deep Learning from Scratch' on MNIST, "
                     "on C/OpenMP kernels.")
     sub = parser.add_subparsers(dest="command",
-                                metavar="{train,eval,viz,predict,export,bench,convert}",
+                                metavar="{train,eval,viz,predict,export,bench,convert,serve}",
                                 required=True)
     for command in COMMANDS:
         command.add_parser(sub)
@@ -49,7 +49,8 @@ def _one_line(exc):
 
 
 # What each command imports beyond the library; they come with fastconv[cli].
-_EXTRAS = {"train": ("tqdm", "matplotlib"), "eval": ("matplotlib",), "viz": ("matplotlib",)}
+_EXTRAS = {"train": ("tqdm", "matplotlib"), "eval": ("matplotlib",), "viz": ("matplotlib",),
+           "serve": ("PIL",)}
 
 
 def _missing_extras(command):
