@@ -1,8 +1,0 @@
-"""
-im2col, pictured
-================
-
-Placeholder.
-"""
-import fastconv
-print(fastconv.__version__)
