@@ -175,7 +175,7 @@ sphinx_gallery_conf = {
     "examples_dirs": str(REPO / "examples"),
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"/plot_",     # every plot_*.py runs during the build
-    "ignore_pattern": r"/_",           # helpers such as _data.py
+    "ignore_pattern": r"(^|/)_[a-z]",  # helpers: _data.py, _ddp_worker.py
     "within_subsection_order": "FileNameSortKey",
     "download_all_examples": False,
     "remove_config_comments": True,
