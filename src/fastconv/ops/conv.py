@@ -98,16 +98,21 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
 
     Parameters
     ----------
-    x : array (N, C, H, W)
-    weight : array (FN, C, KH, KW), every dimension at least 1
-    bias : array (FN,), a scalar, or None
-    stride, padding : int or (h, w)
+    x : ndarray
+        Input of shape (N, C, H, W).
+    weight : ndarray
+        Filters of shape (FN, C, KH, KW), every dimension at least 1.
+    bias : ndarray or float, optional
+        Shape (FN,), a scalar, or None.
+    stride, padding : int or tuple of int
+        One int or an (h, w) pair each.
 
     Returns
     -------
-    array (N, FN, OH, OW) in the common float type of x and weight, with
-    ``OH = (H + 2*pad_h - KH) // stride_h + 1``. :func:`conv_plan` says which
-    algorithm computes it; all give the same values up to rounding.
+    ndarray
+        Shape (N, FN, OH, OW) in the common float type of x and weight, with
+        ``OH = (H + 2*pad_h - KH) // stride_h + 1``. :func:`conv_plan` says which
+        algorithm computes it; all give the same values up to rounding.
     """
     return conv2d_forward(x, weight, bias, stride, padding, keep=False)[0]
 
@@ -182,13 +187,19 @@ def conv2d_weight_grad(x, grad_output, weight_shape, stride=1, padding=0):
 
     Parameters
     ----------
-    x : array (N, C, H, W), the forward input
-    grad_output : array (N, FN, OH, OW)
-    weight_shape : (FN, C, KH, KW), positive ints
+    x : ndarray
+        The forward input, (N, C, H, W).
+    grad_output : ndarray
+        Gradient of the output, (N, FN, OH, OW).
+    weight_shape : tuple of int
+        (FN, C, KH, KW), positive.
+    stride, padding : int or tuple of int
+        As given to :func:`conv2d`.
 
     Returns
     -------
-    array (FN, C, KH, KW): the sum over the batch, as ``torch.nn.grad.conv2d_weight``.
+    ndarray
+        Shape (FN, C, KH, KW): the sum over the batch, as ``torch.nn.grad.conv2d_weight``.
     """
     fn, c, kh, kw = V.shape4(weight_shape, "weight_shape", "FCHW", empty_batch=False)
     win = conv_window(kh, kw, stride, padding, "weight_shape")
@@ -212,14 +223,20 @@ def conv2d_input_grad(grad_output, weight, input_shape, stride=1, padding=0):
 
     Parameters
     ----------
-    grad_output : array (N, FN, OH, OW)
-    weight : array (FN, C, KH, KW)
-    input_shape : (N, C, H, W) of the forward input, ints
+    grad_output : ndarray
+        Gradient of the output, (N, FN, OH, OW).
+    weight : ndarray
+        Filters of shape (FN, C, KH, KW).
+    input_shape : tuple of int
+        (N, C, H, W) of the forward input.
+    stride, padding : int or tuple of int
+        As given to :func:`conv2d`.
 
     Returns
     -------
-    array (N, C, H, W), as ``torch.nn.grad.conv2d_input``. Input rows or
-    columns that no window reached (stride larger than the window) get 0.
+    ndarray
+        Shape (N, C, H, W), as ``torch.nn.grad.conv2d_input``. Input rows or
+        columns that no window reached (stride larger than the window) get 0.
     """
     w = V.float_array(weight, "weight", (4,), "4-D (FN, C, KH, KW)")
     fn, wc, kh, kw = V.shape4(w.shape, "weight's shape", "FCHW", empty_batch=False)

@@ -34,19 +34,33 @@ def im2col(input_data, filter_h, filter_w, stride=1, pad=0, *, out=None):
 
     Parameters
     ----------
-    input_data : array (N, C, H, W), any real dtype (the book's name; ``x``)
+    input_data : ndarray
+        Input of shape (N, C, H, W), any real dtype (the book's name; ``x``).
     filter_h, filter_w : int
-    stride, pad : int or (h, w)
-    out : optional C-contiguous array of the result's shape and dtype to
-        write into (saves a large allocation per call in a training loop);
-        it must not overlap ``input_data``
+        Height and width of the window.
+    stride, pad : int or tuple of int
+        Step and zero padding, one int or an (h, w) pair.
+    out : ndarray, optional
+        C-contiguous array of the result's shape and dtype to write into (saves a
+        large allocation per call in a training loop); it must not overlap
+        ``input_data``.
 
     Returns
     -------
-    col : array (N*OH*OW, C*filter_h*filter_w), float32 if the input is
-        float32, else float64. Rows are ordered (n, oh, ow) and columns
-        (c, fh, fw); padding contributes zeros. Equal, element for element,
-        to the book's ``common.util.im2col``.
+    col : ndarray
+        Shape (N*OH*OW, C*filter_h*filter_w); float32 if the input is float32,
+        else float64. Rows are ordered (n, oh, ow) and columns (c, fh, fw);
+        padding contributes zeros. Equal, element for element, to the book's
+        ``common.util.im2col``.
+
+    Examples
+    --------
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> col = fastconv.im2col(x, 3, 3)
+    >>> col.shape
+    (4, 9)
+    >>> col[0]
+    array([ 0.,  1.,  2.,  4.,  5.,  6.,  8.,  9., 10.], dtype=float32)
     """
     win = _book_window(filter_h, filter_w, stride, pad)
     x = V.float_array(input_data, "input_data", (4,), "4-D (N, C, H, W)")
@@ -81,12 +95,19 @@ def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
 
     Parameters
     ----------
-    col : array (N*OH*OW, C*filter_h*filter_w)
-    input_shape : (N, C, H, W), the shape given to im2col
+    col : ndarray
+        Columns of shape (N*OH*OW, C*filter_h*filter_w).
+    input_shape : tuple of int
+        (N, C, H, W), the shape given to im2col.
+    filter_h, filter_w : int
+        Height and width of the window.
+    stride, pad : int or tuple of int
+        Step and zero padding, one int or an (h, w) pair.
 
     Returns
     -------
-    x : array of ``input_shape``, the dtype of col (float32/float64).
+    x : ndarray
+        Array of ``input_shape`` in the dtype of col (float32 or float64).
         Overlapping windows add up; contributions to the padding are dropped.
     """
     win = _book_window(filter_h, filter_w, stride, pad)
@@ -120,11 +141,14 @@ def unfold(x, kernel_size, dilation=1, padding=0, stride=1, *, out=None, batch_i
 
     Parameters
     ----------
-    x : array (N, C, H, W), or (C, H, W) unbatched
-    kernel_size, dilation, padding, stride : int or (h, w)
-    out : optional C-contiguous array of the result's shape and dtype to write
-        into; it must not overlap ``x``
-    batch_inner : bool, keyword-only
+    x : ndarray
+        Input of shape (N, C, H, W), or (C, H, W) unbatched.
+    kernel_size, dilation, padding, stride : int or tuple of int
+        The window, one int or an (h, w) pair each.
+    out : ndarray, optional
+        C-contiguous array of the result's shape and dtype to write into; it must
+        not overlap ``x``.
+    batch_inner : bool, default False
         Return the blocks of all images side by side in each row: shape
         (C*kh*kw, N*L), column n*L + l holding block l of image n. One matrix
         product with (FN, C*kh*kw) filters then convolves the whole batch.
@@ -132,8 +156,9 @@ def unfold(x, kernel_size, dilation=1, padding=0, stride=1, *, out=None, batch_i
 
     Returns
     -------
-    array (N, C*kh*kw, L), or (C*kh*kw, L) unbatched, with L = OH*OW. Each
-    column holds one block, ordered (c, kh, kw); columns are ordered (oh, ow).
+    ndarray
+        Shape (N, C*kh*kw, L), or (C*kh*kw, L) unbatched, with L = OH*OW. Each
+        column holds one block, ordered (c, kh, kw); columns are ordered (oh, ow).
     """
     win = Window.of(kernel_size, stride, padding, dilation, names=TORCH_NAMES)
     original = x
@@ -190,14 +215,21 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1, *,
 
     Parameters
     ----------
-    input : array (N, C*kh*kw, L), or (C*kh*kw, L) unbatched; with
+    input : ndarray
+        Blocks of shape (N, C*kh*kw, L), or (C*kh*kw, L) unbatched; with
         ``batch_inner=True``, (C*kh*kw, N*L) as ``unfold(..., batch_inner=True)``
-        gives, and the result is always 4-D
-    output_size : int or (H, W)
+        gives, and the result is always 4-D.
+    output_size : int or tuple of int
+        (H, W) of the image.
+    kernel_size, dilation, padding, stride : int or tuple of int
+        The window, as given to :func:`unfold`.
+    batch_inner : bool, default False
+        The layout of ``input``, as above.
 
     Returns
     -------
-    array (N, C, H, W), or (C, H, W) unbatched; overlapping blocks add up.
+    ndarray
+        Shape (N, C, H, W), or (C, H, W) unbatched; overlapping blocks add up.
     """
     win = Window.of(kernel_size, stride, padding, dilation, names=TORCH_NAMES)
     kernel, dilation, pad, stride = win.kernel, win.dilation, win.padding, win.stride

@@ -39,19 +39,33 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, return_indices=False):
 
     Parameters
     ----------
-    x : array (N, C, H, W)
-    kernel_size : int or (h, w)
-    stride : int or (h, w), default kernel_size
-    padding : int or (h, w), at most half the window; padded cells never win
-    return_indices : bool
+    x : ndarray
+        Input of shape (N, C, H, W).
+    kernel_size : int or tuple of int
+        The window, one int or an (h, w) pair.
+    stride : int or tuple of int, optional
+        Default: ``kernel_size``.
+    padding : int or tuple of int, default 0
+        At most half the window; padded cells never win.
+    return_indices : bool, default False
+        Also return where each maximum was.
 
     Returns
     -------
-    out : array (N, C, OH, OW), float32 or float64
-    indices : int64 array (N, C, OH, OW), only if return_indices. The flat
-        index ``h*W + w`` of each maximum in its unpadded input plane. Ties go
-        to the first maximum in row-major window order; a NaN in a window makes
-        the output NaN and the index that of the first NaN.
+    out : ndarray
+        Shape (N, C, OH, OW), float32 or float64.
+    indices : ndarray
+        Of dtype int64, shape (N, C, OH, OW), only if ``return_indices``. The flat index
+        ``h*W + w`` of each maximum in its unpadded input plane. Ties go to the
+        first maximum in row-major window order; a NaN in a window makes the
+        output NaN and the index that of the first NaN.
+
+    Examples
+    --------
+    >>> x = np.array([[[[1., 3.], [3., 2.]]]])
+    >>> out, idx = fastconv.max_pool2d(x, 2, return_indices=True)
+    >>> float(out[0, 0, 0, 0]), int(idx[0, 0, 0, 0])
+    (3.0, 1)
     """
     win = pool_window(kernel_size, stride, padding)
     out, idx = max_pool2d_core(pool_input(x), win, return_indices)
@@ -80,14 +94,19 @@ def max_pool2d_backward(dout, indices, input_shape):
 
     Parameters
     ----------
-    dout : array (N, C, OH, OW)
-    indices : int64 array (N, C, OH, OW), from ``max_pool2d(..., return_indices=True)``
-    input_shape : (N, C, H, W) of the pooled input
+    dout : ndarray
+        Gradient of the output, (N, C, OH, OW).
+    indices : ndarray
+        Of dtype int64, shape (N, C, OH, OW), from
+        ``max_pool2d(..., return_indices=True)``.
+    input_shape : tuple of int
+        (N, C, H, W) of the pooled input.
 
     Returns
     -------
-    dx : array of ``input_shape``, the dtype of dout. Where windows overlap
-        the contributions add. Indices outside ``[0, H*W)`` raise ValueError.
+    dx : ndarray
+        Array of ``input_shape`` in the dtype of dout. Where windows overlap the
+        contributions add. Indices outside ``[0, H*W)`` raise ValueError.
     """
     n, c, h, w = V.shape4(input_shape, "input_shape")
     V.check_output_fits((n, c, h, w), 8, "input_shape")
@@ -128,7 +147,21 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0):
     The divisor is always kh*kw: padded cells count as zeros
     (PyTorch's default ``count_include_pad=True``).
 
-    Returns an array (N, C, OH, OW) of x's float dtype.
+    Parameters
+    ----------
+    x : ndarray
+        Input of shape (N, C, H, W).
+    kernel_size : int or tuple of int
+        The window, one int or an (h, w) pair.
+    stride : int or tuple of int, optional
+        Default: ``kernel_size``.
+    padding : int or tuple of int, default 0
+        Zero padding, at most half the window.
+
+    Returns
+    -------
+    ndarray
+        Shape (N, C, OH, OW), of x's float dtype.
     """
     win = pool_window(kernel_size, stride, padding)
     return avg_pool2d_core(pool_input(x), win)
@@ -152,12 +185,17 @@ def avg_pool2d_backward(dout, input_shape, kernel_size, stride=None, padding=0):
 
     Parameters
     ----------
-    dout : array (N, C, OH, OW)
-    input_shape : (N, C, H, W)
+    dout : ndarray
+        Gradient of the output, (N, C, OH, OW).
+    input_shape : tuple of int
+        (N, C, H, W) of the pooled input.
+    kernel_size, stride, padding : int or tuple of int
+        As given to :func:`avg_pool2d`.
 
     Returns
     -------
-    dx : array of ``input_shape``, the dtype of dout.
+    dx : ndarray
+        Array of ``input_shape`` in the dtype of dout.
     """
     win = pool_window(kernel_size, stride, padding)
     n, c, h, w = V.shape4(input_shape, "input_shape")
