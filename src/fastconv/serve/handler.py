@@ -121,7 +121,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except RequestError as exc:
             if exc.status == HTTPStatus.METHOD_NOT_ALLOWED:
                 allowed = "POST" if self._route()[0] in API_POST else "GET, HEAD"
-                self._json(exc.status, {"error": str(exc)}, extra={"Allow": allowed})
+                self._json(exc.status, {"error": str(exc)}, head=method == "HEAD",
+                           extra={"Allow": allowed})
             else:
                 self._json(exc.status, {"error": str(exc)}, head=method == "HEAD")
         except Exception as exc:  # noqa: BLE001 - one bad request must not stop the server
