@@ -35,11 +35,14 @@ FIGURES = {
     "inference": ("fastconv", "onnxruntime", "torch"),
     "kernels": ("copy", "c_1t", "c_nt", "numpy"),
     "commands": ("seconds", "test_acc"),
+    "peak": ("ms", "gflops", "of_sgemm"),
 }
 # Printed in this order.
-TABLE_ORDER = ("training", "float64", "forward", "inference", "commands", "kernels")
+TABLE_ORDER = ("peak", "training", "float64", "forward", "inference", "commands", "kernels")
 TARGET_PREFIXES = (
-    ["SimpleConvNet training step float32, fastconv C / PyTorch",
+    [f"DeepConvNet's six convolutions, {d}, GFLOP/s / large SGEMM's"
+     for d in ("forward", "input grad", "weight grad")]
+    + ["SimpleConvNet training step float32, fastconv C / PyTorch",
      "SimpleConvNet training step, numpy imported first",
      "DeepConvNet training step float32, fastconv C / PyTorch",
      "DeepConvNet training step, numpy imported first",
@@ -142,9 +145,10 @@ def test_quick_tables_have_a_row_per_json_row(quick):
     for section, table in zip(TABLE_ORDER, printed):
         assert set(table[1]) <= set("|-"), table[1]
         assert len(table) == 2 + len(report[section]), (section, table)
-    assert "numpy first / fastconv first" in printed[0][0]
-    assert "C / NumPy" in printed[2][0] and "onnxruntime" in printed[3][0]
-    assert "wall seconds" in printed[4][0]
+    assert "GFLOP/s" in printed[0][0]
+    assert "numpy first / fastconv first" in printed[1][0]
+    assert "C / NumPy" in printed[3][0] and "onnxruntime" in printed[4][0]
+    assert "wall seconds" in printed[5][0]
     assert [r["preset"] for r in report["commands"]] == ["book", "fast"]
     for r in report["commands"]:  # 300 training images, one epoch: the harness only
         assert r["note"] is None and 0 < r["test_acc"] <= 1, r
@@ -220,3 +224,26 @@ def test_targets_verdicts():
         (0.1, 0.15, True), (1.0, 0.8, False), (None, 0.6, None),
         (1.3, 1.3, True)]  # 1.3 / 1.0: a division by one is exact
     assert targets.format_targets_table(rows).count("\n") == 1 + len(rows)
+
+
+def test_peak_rows_count_the_flops_of_deepconvnets_layers(quick):
+    # Each layer's FLOPs against a brute count of multiply-adds (one per weight
+    # tap per output element that reads it, padding included, as an FMA unit
+    # does), and the six-layer rates against the rows they sum.
+    from fastconv.bench import peak
+    report, _ = quick
+    layers = peak.conv_layers(4)
+    assert [(xs[1], ws[0]) for xs, ws, _ in layers] == [
+        (1, 16), (16, 16), (16, 32), (32, 32), (32, 64), (64, 64)]
+    for xs, ws, pad in layers:
+        n, c, h, w = xs
+        out = fastconv.conv2d(np.zeros(xs, np.float32), np.zeros(ws, np.float32), padding=pad)
+        assert peak.conv_flops(xs, ws, pad) == 2 * out.size * c * ws[2] * ws[3]
+    rows = {r["op"]: r for r in report["peak"]}
+    assert rows["sgemm"]["of_sgemm"] == 1.0
+    for d in peak.DIRECTIONS:
+        per_layer = [rows[f"conv{i} {d}"] for i in range(1, 7)]
+        total = sum(r["gflops"] * r["ms"] for r in per_layer) / sum(r["ms"] for r in per_layer)
+        assert rows[f"six layers {d}"]["gflops"] == pytest.approx(total, rel=1e-9)
+        for r in per_layer + [rows[f"six layers {d}"]]:
+            assert r["of_sgemm"] == pytest.approx(r["gflops"] / rows["sgemm"]["gflops"], rel=1e-9)

@@ -15,14 +15,14 @@ import numpy as np
 
 from .. import functional as F
 from .._argtypes import positive_int, thread_count
-from . import kernels, steps
+from . import kernels, peak, steps
 from .kernels import KERNEL_CASES, format_table
 from .report import (bench_commands, format_commands_table, format_float64_table,
                      format_forward_table, format_inference_table, format_training_table)
 from .timing import environment, touch_memory
 
 
-SECTIONS = ("kernels", "training", "float64", "forward", "inference", "commands")
+SECTIONS = ("peak", "kernels", "training", "float64", "forward", "inference", "commands")
 
 
 def add_arguments(parser):
@@ -62,6 +62,14 @@ def run(args):
     common = dict(repeats=repeats, threads=args.threads, progress=progress,
                   warmup_time=warmup_time)
     few = min(repeats, 3)
+    if "peak" in sections:
+        rows = peak.bench_peak(batch=4 if quick else 100, sgemm=256 if quick else 2048,
+                               **common)
+        print(f"\nThe yardstick: a {rows[0]['shape']} float32 SGEMM (numpy's BLAS) beside "
+              f"each direction of DeepConvNet's convolutions, batch {4 if quick else 100}: "
+              f"median milliseconds and GFLOP/s, {rows[0]['threads']} threads\n")
+        print(peak.format_peak_table(rows))
+        result["peak"] = rows
     if "training" in sections:
         rows = steps.bench_training(batch=8 if quick else 100, numpy_repeats=few,
                               burst=1 if quick else 4, **common)
