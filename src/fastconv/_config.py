@@ -37,15 +37,19 @@ def _loaded_libraries(user_api):
 def build_config():
     """This installation's configuration as a dict of plain values.
 
-    Keys: ``version``, ``python``, ``machine``, ``extension`` (path of the compiled
-    module, or None when fastconv runs on NumPy only), ``compiler`` and ``target`` of
-    that build, ``openmp`` (compiled with OpenMP), ``openmp_spec`` (the ``_OPENMP``
-    date, 0 without), ``openmp_libs`` (what the build linked), ``openmp_runtime``
-    and ``blas`` (loaded libraries as threadpoolctl reports them: prefix, version,
-    filepath, ...), ``direct_conv`` (the direct convolution is compiled in), ``isa``
-    (its instruction set chosen on this CPU: "avx2", "baseline" or "none"),
-    ``isa_cap`` (the ``FASTCONV_ISA`` setting, or None),
-    ``threads`` (``get_num_threads()``) and ``backend``.
+    Returns
+    -------
+    dict
+        Keys: ``version``, ``python``, ``machine``, ``extension`` (path of the
+        compiled module, or None when fastconv runs on NumPy only), ``compiler``
+        and ``target`` of that build, ``openmp`` (compiled with OpenMP),
+        ``openmp_spec`` (the ``_OPENMP`` date, 0 without), ``openmp_libs`` (what
+        the build linked), ``openmp_runtime`` and ``blas`` (loaded libraries as
+        threadpoolctl reports them: prefix, version, filepath, ...),
+        ``direct_conv`` (the direct convolution is compiled in), ``isa`` (its
+        instruction set chosen on this CPU: "avx2", "baseline" or "none"),
+        ``isa_cap`` (the ``FASTCONV_ISA`` setting, or None), ``threads``
+        (``get_num_threads()``) and ``backend``.
     """
     from . import __version__
 
@@ -80,8 +84,13 @@ def _describe(libs, name_key):
 
 
 def show_config(file=None):
-    """Print :func:`build_config` as indented ``key: value`` lines to ``file``
-    (default ``sys.stdout``)."""
+    """Print :func:`build_config` as indented ``key: value`` lines.
+
+    Parameters
+    ----------
+    file : file-like, optional
+        Where to write; default ``sys.stdout``.
+    """
     cfg = build_config()
     if cfg["extension"] is None:
         openmp = "n/a (no compiled extension: NumPy backend only)"

@@ -108,15 +108,30 @@ def isa_cap():
 
 
 def available_backends():
-    """The backends that can run here: ``("c", "numpy")``, or ``("numpy",)``."""
+    """The backends that can run here.
+
+    Returns
+    -------
+    tuple of str
+        ``("c", "numpy")``, or ``("numpy",)`` without the compiled extension.
+    """
     return BACKENDS if ext is not None else ("numpy",)
 
 
 def set_backend(name):
     """Select the backend for every op in this process: ``"c"`` or ``"numpy"``.
 
-    Raises ValueError for an unknown name and RuntimeError when ``"c"`` is
-    asked for but the compiled extension failed to import.
+    Parameters
+    ----------
+    name : str
+        ``"c"`` (the compiled kernels) or ``"numpy"`` (the reference backend).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+    RuntimeError
+        When ``"c"`` is asked for but the compiled extension failed to import.
     """
     global _backend
     if not isinstance(name, str) or name.lower() not in BACKENDS:
@@ -128,13 +143,30 @@ def set_backend(name):
 
 
 def get_backend():
-    """The name of the active backend, ``"c"`` or ``"numpy"``."""
+    """The name of the active backend.
+
+    Returns
+    -------
+    str
+        ``"c"`` or ``"numpy"``.
+    """
     return _backend
 
 
 @contextlib.contextmanager
 def use_backend(name):
-    """Context manager that selects a backend and restores the previous one."""
+    """Context manager that selects a backend and restores the previous one.
+
+    Parameters
+    ----------
+    name : str
+        ``"c"`` or ``"numpy"``, as for :func:`set_backend`.
+
+    Yields
+    ------
+    None
+        The block runs on the chosen backend.
+    """
     previous = _backend
     set_backend(name)
     try:
@@ -171,19 +203,30 @@ if hasattr(os, "register_at_fork"):
 
 
 def fork_limits_threads():
-    """True in a process started by ``fork()`` (or descended from one by fork).
+    """Whether this process was started by ``fork()`` (or descends from one by fork).
 
     There libgomp (the OpenMP runtime of GCC builds) would wait forever for
     the parent's worker threads, which the fork did not copy, so fastconv's
     kernels run on one thread and :func:`set_num_threads` keeps them there.
     Processes started with multiprocessing's ``spawn`` or ``forkserver``
     methods have no such limit.
+
+    Returns
+    -------
+    bool
+        True in such a child.
     """
     return _fork_unsafe
 
 
 def openmp_enabled():
-    """True when the compiled extension is present and was built with OpenMP."""
+    """Whether the compiled extension is present and was built with OpenMP.
+
+    Returns
+    -------
+    bool
+        True when the kernels can run on several threads.
+    """
     return ext is not None and ext.openmp_enabled()
 
 
@@ -199,13 +242,17 @@ def max_threads_allowed():
 def set_num_threads(n):
     """Fix the number of threads fastconv's kernels use, for the whole process.
 
-    ``n`` is a positive int up to :func:`max_threads_allowed`, or None to go
-    back to the default, which reads ``omp_get_max_threads()`` at every call
-    and so honours ``OMP_NUM_THREADS`` and ``threadpoolctl.threadpool_limits``.
     Results never depend on it. In a child made by ``fork()`` the default is
     1 thread and stays so (:func:`fork_limits_threads`): more would hang in
     libgomp if anyone in the parent had run a parallel region, so a request
     for more warns (RuntimeWarning) and leaves the count at 1.
+
+    Parameters
+    ----------
+    n : int or None
+        A positive int up to :func:`max_threads_allowed`, or None to go back to
+        the default, which reads ``omp_get_max_threads()`` at every call and so
+        honours ``OMP_NUM_THREADS`` and ``threadpoolctl.threadpool_limits``.
     """
     global _num_threads, _forked
     if n is not None:
@@ -235,7 +282,13 @@ def set_num_threads(n):
 
 
 def get_num_threads():
-    """The number of threads the next kernel call may use."""
+    """The number of threads the next kernel call may use.
+
+    Returns
+    -------
+    int
+        The count set by :func:`set_num_threads`, else OpenMP's current one.
+    """
     if not openmp_enabled():
         return 1
     if _num_threads is not None:
@@ -247,8 +300,19 @@ def get_num_threads():
 
 @contextlib.contextmanager
 def use_num_threads(n):
-    """Context manager: :func:`set_num_threads` ``(n)`` inside, the previous
-    setting (an explicit count, or None) restored after."""
+    """Context manager: :func:`set_num_threads` ``(n)`` inside, the previous setting restored after.
+
+    Parameters
+    ----------
+    n : int or None
+        As for :func:`set_num_threads`.
+
+    Yields
+    ------
+    None
+        The block runs with that setting; the previous one (an explicit count,
+        or None) is restored after.
+    """
     previous = _num_threads
     set_num_threads(n)
     try:

@@ -86,7 +86,8 @@ def load_mnist(
     one_hot_label : bool
         False: labels are uint8 of shape ``(N,)`` with values 0..9, as in the book.
         True: labels are float32 of shape ``(N, 10)``, one 1.0 per row.  (The book uses
-        float64; float32 keeps a float32 network from being silently upcast.)
+        float64; float32 keeps a float32 network from being silently upcast.)  The default
+        is the book's.
     data_dir : str or path-like, optional
         Folder of the four IDX files (each raw or ``.gz``).  Default: ``$FASTCONV_DATA``,
         else :func:`default_data_dir`.
@@ -100,8 +101,9 @@ def load_mnist(
 
     Returns
     -------
-    ((x_train, t_train), (x_test, t_test)) with N = 60000 and 10000.  The arrays are fresh
-    copies that the caller may modify; parsing is cached per process.
+    tuple
+        ``((x_train, t_train), (x_test, t_test))`` with N = 60000 and 10000.  The arrays
+        are fresh copies that the caller may modify; parsing is cached per process.
 
     Raises
     ------

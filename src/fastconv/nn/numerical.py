@@ -16,17 +16,21 @@ def numerical_gradient(f, x, h=1e-4):
 
     Parameters
     ----------
-    f : callable taking x and returning a scalar. It is called with ``x``
-        itself, perturbed in place one element at a time, so it may also read
-        x through another reference (a network's parameter dict).
-    x : writable float array of any shape; restored exactly on return, also
+    f : callable
+        Takes x and returns a scalar. It is called with ``x`` itself, perturbed
+        in place one element at a time, so it may also read x through another
+        reference (a network's parameter dict).
+    x : ndarray
+        Writable float array of any shape; restored exactly on return, also
         when f raises.
-    h : step. The difference is divided by the step actually taken, which in
+    h : float, default 1e-4
+        The step. The difference is divided by the step actually taken, which in
         float32 is not exactly ``2*h``.
 
     Returns
     -------
-    array of x's shape and dtype: ``(f(x + h e_i) - f(x - h e_i)) / (2h)``.
+    ndarray
+        Array of x's shape and dtype: ``(f(x + h e_i) - f(x - h e_i)) / (2h)``.
     """
     if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
         raise TypeError(f"x must be a float ndarray, got {type(x).__name__} "

@@ -30,10 +30,20 @@ def gradient_check(network, x, t, h=1e-4):
     gradients see the same dropout masks. Max pooling and ReLU have kinks:
     an entry whose step ``h`` crosses one shows a large error in any dtype.
 
+    Parameters
+    ----------
+    network : object
+        A net with ``gradient(x, t)`` and ``numerical_gradient(x, t)``.
+    x, t : ndarray
+        A batch of inputs and their labels.
+    h : float, default 1e-4
+        The finite-difference step.
+
     Returns
     -------
-    dict: parameter name -> largest elementwise relative error (see
-    :func:`relative_error`).
+    dict
+        Parameter name -> largest elementwise relative error (see
+        :func:`relative_error`).
     """
     fixed = getattr(network, "fixed_dropout_masks", None)
     with fixed() if fixed is not None else contextlib.nullcontext():

@@ -194,7 +194,20 @@ OPTIMIZER_NAMES = tuple(_OPTIMIZERS)
 
 
 def get_optimizer(name, **kwargs):
-    """The optimiser called ``name`` (any case: "sgd", "Adam", ...), built with kwargs."""
+    """The optimiser called ``name``, built with ``kwargs``.
+
+    Parameters
+    ----------
+    name : str
+        Any case: "sgd", "Adam", "momentum", "nesterov", "adagrad", "rmsprop".
+    **kwargs
+        The optimiser's arguments (``lr``, ``momentum``, ...).
+
+    Returns
+    -------
+    object
+        An optimiser with ``update(params, grads)``.
+    """
     try:
         cls = _OPTIMIZERS[str(name).lower()]
     except KeyError:
