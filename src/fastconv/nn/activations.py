@@ -8,11 +8,14 @@ __all__ = ["Relu", "Sigmoid", "LeakyRelu", "ReluType", "SigmoidType", "LeakyRelu
 
 
 class Relu:
-    """max(x, 0), elementwise; any shape, keeps the float dtype.
+    """The rectifier max(x, 0), elementwise; any shape, keeps the float dtype.
 
-    ``inplace=True`` (as ``torch.nn.ReLU(inplace=True)``) overwrites the input
-    in forward and ``dout`` in backward instead of allocating new arrays; a
-    network sets it where it owns those arrays.
+    Parameters
+    ----------
+    inplace : bool, default False
+        As ``torch.nn.ReLU(inplace=True)``: overwrite the input in forward and
+        ``dout`` in backward instead of allocating new arrays; a network sets it
+        where it owns those arrays.
     """
 
     def __init__(self, inplace=False):
@@ -44,7 +47,8 @@ class Relu:
 
 
 class Sigmoid:
-    """1 / (1 + exp(-x)), elementwise; any shape, keeps the float dtype."""
+    """The logistic function 1 / (1 + exp(-x)), elementwise; any shape, keeps the float dtype.
+    """
 
     def __init__(self):
         self.out = None
@@ -104,8 +108,15 @@ class SigmoidType(LayerType):
 
 
 class LeakyRelu:
-    """``x`` where x > 0, else ``negative_slope * x``; any shape, keeps the float
-    dtype (``torch.nn.LeakyReLU``). A NaN stays NaN."""
+    """The leaky rectifier, as ``torch.nn.LeakyReLU``: ``x`` where x > 0, else ``negative_slope * x``.
+
+    Any shape; keeps the float dtype. A NaN stays NaN.
+
+    Parameters
+    ----------
+    negative_slope : float, default 0.01
+        The slope for negative inputs.
+    """
 
     def __init__(self, negative_slope=0.01):
         if isinstance(negative_slope, (bool, str, bytes)) or not np.isscalar(negative_slope) \

@@ -10,13 +10,17 @@ __all__ = ["Affine", "AffineType"]
 
 
 class Affine:
-    """x @ W + b.
+    """The fully connected layer ``x @ W + b``.
 
     Parameters
     ----------
-    W : array (D, M), float32 or float64
-    b : array (M,), or a scalar spread to all M outputs
+    W : ndarray
+        Weights (D, M), float32 or float64.
+    b : ndarray or float
+        Bias (M,), or a scalar spread to all M outputs.
 
+    Notes
+    -----
     ``forward(x)`` takes x (N, D), or (N, ...) with D elements per sample
     (e.g. (N, C, H, W) feature maps, which it flattens), and returns (N, M).
     ``backward`` returns dx in x's original shape. Computes in W's dtype.

@@ -15,10 +15,15 @@ class Convolution:
 
     Parameters
     ----------
-    W : array (FN, C, FH, FW), float32 or float64 -- the filters
-    b : array (FN,) -- one bias per filter; a scalar is spread to all filters
-    stride, pad : int or (h, w)
+    W : ndarray
+        The filters, (FN, C, FH, FW), float32 or float64.
+    b : ndarray or float
+        One bias per filter, (FN,); a scalar is spread to all filters.
+    stride, pad : int or tuple of int
+        One int or an (h, w) pair each.
 
+    Notes
+    -----
     ``forward(x)`` takes x (N, C, H, W) and returns (N, FN, OH, OW) with
     ``OH = (H + 2*pad - FH) // stride + 1``, in W's dtype. It is
     :func:`fastconv.ops.conv2d_forward`, which also chooses the algorithm

@@ -17,11 +17,18 @@ class Dropout:
 
     Parameters
     ----------
-    dropout_ratio : float in [0, 1)
-    seed, rng : where the masks come from; ``rng`` (a numpy Generator) wins
-    mask : optional fixed boolean keep-mask. Given one, the layer is
-        ``frozen``: every training forward reuses ``self.mask``.
+    dropout_ratio : float, default 0.5
+        In [0, 1).
+    seed : int, optional
+        Seed of the masks' generator.
+    rng : numpy.random.Generator, optional
+        The masks' generator; wins over ``seed``.
+    mask : ndarray, optional
+        A fixed boolean keep-mask. Given one, the layer is ``frozen``: every
+        training forward reuses ``self.mask``.
 
+    Notes
+    -----
     ``frozen`` may also be set to True after a forward: the next forwards then
     reuse the last mask (this makes finite-difference checks deterministic).
     """

@@ -9,11 +9,13 @@ __all__ = ["SoftmaxWithLoss", "softmax"]
 class SoftmaxWithLoss:
     """Softmax followed by the cross-entropy loss, averaged over the batch.
 
+    Notes
+    -----
     ``forward(x, t)``: x (N, K) scores; t either (N,) (or (N, 1)) integer
-    class labels in ``[0, K)`` or (N, K) one-hot (or any probability) rows. Returns the mean
-    loss as a scalar of x's dtype. The log-softmax is computed as
-    ``x - max - log(sum(exp(x - max)))``, which never overflows nor takes the
-    log of zero. ``backward(dout=1)`` returns ``dout * (softmax(x) - t) / N``.
+    class labels in ``[0, K)`` or (N, K) one-hot (or any probability) rows.
+    Returns the mean loss as a scalar of x's dtype. The log-softmax is computed
+    as ``x - max - log(sum(exp(x - max)))``, which never overflows nor takes
+    the log of zero. ``backward(dout=1)`` returns ``dout * (softmax(x) - t) / N``.
     """
 
     def __init__(self):

@@ -14,17 +14,22 @@ class BatchNormalization:
 
     Parameters
     ----------
-    gamma, beta : arrays (D,) -- per feature for x (N, D), per channel for
+    gamma, beta : ndarray
+        Scale and shift (D,): per feature for x (N, D), per channel for
         x (N, C, H, W), with statistics over N, H and W as in
         ``torch.nn.BatchNorm2d`` (the book flattens 4-D input and normalises
-        each of the C*H*W features separately)
-    momentum : weight of the old running statistics
-    running_mean, running_var : arrays (D,), default zeros and ones (the book
-        starts the variance at zero, which blows up a test-mode forward before
-        any training). Training updates them in place, with the biased batch
-        variance as the book does.
-    eps : added to the variance, 1e-6 (the book's ``10e-7``)
+        each of the C*H*W features separately).
+    momentum : float, default 0.9
+        Weight of the old running statistics.
+    running_mean, running_var : ndarray, optional
+        Shape (D,), default zeros and ones (the book starts the variance at
+        zero, which blows up a test-mode forward before any training). Training
+        updates them in place, with the biased batch variance as the book does.
+    eps : float, default 1e-6
+        Added to the variance (the book's ``10e-7``).
 
+    Notes
+    -----
     ``forward(x, train_flg=True)`` normalises with the batch statistics in
     training and with the running ones otherwise. Computes in gamma's dtype.
     """
@@ -128,6 +133,15 @@ class LRN:
     ``c + (size-1)//2`` and clipped at the ends: the formula of
     ``torch.nn.LocalResponseNorm`` (whose default k is 1.0, not AlexNet's 2).
 
+    Parameters
+    ----------
+    size : int, default 5
+        Number of channels in the window.
+    alpha, beta, k : float
+        The formula's constants, default 1e-4, 0.75 and 2.0.
+
+    Notes
+    -----
     ``forward(x)`` takes x (N, C, ...) and keeps its shape and float dtype.
     The backward is exact, including the terms through the neighbours' sums.
     """

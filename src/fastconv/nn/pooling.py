@@ -13,14 +13,18 @@ class Pooling:
     Parameters
     ----------
     pool_h, pool_w : int
-    stride : int or (h, w), default 2. The book's ``common/layers.py`` has
-        stride=1 (read at its commits 0781cbef and 751d55dc), but every network
-        in the book passes stride=2 for its 2x2 windows, which is what this
-        default gives
-    pad : int or (h, w), at most half the window
-    mode : "max" or "avg". Average pooling divides by pool_h*pool_w, padding
-        counting as zeros.
+        Height and width of the window.
+    stride : int or tuple of int, default 2
+        The book's ``common/layers.py`` has stride=1 (read at its commits
+        0781cbef and 751d55dc), but every network in the book passes stride=2
+        for its 2x2 windows, which is what this default gives.
+    pad : int or tuple of int, default 0
+        At most half the window.
+    mode : {"max", "avg"}
+        Average pooling divides by pool_h*pool_w, padding counting as zeros.
 
+    Notes
+    -----
     ``forward(x)`` maps (N, C, H, W) to (N, C, OH, OW) with
     ``OH = (H + 2*pad - pool_h) // stride + 1``. The book's Pooling leaves
     ``pad`` out of that size and crashes when pad > 0; this one pads as meant.
