@@ -30,20 +30,32 @@ class Net:
 
     Parameters
     ----------
-    input_dim : shape of one sample, (C, H, W) or (D,)
-    layer_specs : list of dicts, e.g. ``{"type": "conv", "filter_num": 30, "filter_size": 5}``
-    dtype : np.float32 (default, fast) or np.float64 (for gradient checks)
-    seed : seed of the np.random.default_rng of the weights and dropout masks
+    input_dim : tuple of int
+        Shape of one sample, (C, H, W) or (D,).
+    layer_specs : list of dict
+        One dict per layer, e.g. ``{"type": "conv", "filter_num": 30, "filter_size": 5}``.
+    dtype : numpy dtype, default numpy.float32
+        ``np.float32`` (fast) or ``np.float64`` (for gradient checks).
+    seed : int, optional
+        Seed of the ``np.random.default_rng`` of the weights and dropout masks.
 
     Attributes
     ----------
-    params : name -> array (:class:`~fastconv.nn.params.ParamDict`): the arrays
-        the layers use; assigning an entry writes through
-    layers, layer_types : name -> layer, and -> its :class:`~fastconv.nn.registry.LayerType`
-    last_layer, output_shape : the SoftmaxWithLoss; one sample's output shape
+    params : ParamDict
+        Name -> array (:class:`~fastconv.nn.ParamDict`): the arrays the layers
+        use; assigning an entry writes through.
+    layers, layer_types : dict
+        Name -> layer, and name -> its :class:`~fastconv.nn.registry.LayerType`.
+    last_layer : SoftmaxWithLoss
+        The loss layer.
+    output_shape : tuple of int
+        One sample's output shape.
 
-    Raises ValueError (TypeError for a non-integer size) for a malformed spec
-    or a feature map shrinking below 1x1.
+    Raises
+    ------
+    ValueError
+        For a malformed spec or a feature map shrinking below 1x1 (TypeError
+        for a non-integer size).
     """
 
     def __init__(self, input_dim, layer_specs, *, dtype=np.float32, seed=None):

@@ -9,18 +9,25 @@ __all__ = ["SimpleConvNet", "DeepConvNet", "LeNet", "AlexNet", "MODEL_NAMES", "m
 class SimpleConvNet(Net):
     """The book's chapter 7 CNN: conv - relu - pool - affine - relu - affine - softmax.
 
+    The pooling is 2x2 with stride 2. Parameters: W1, b1 (conv), W2, b2, W3, b3.
+
     Parameters
     ----------
-    input_dim : (C, H, W), default (1, 28, 28)
-    conv_param : dict with filter_num (30), filter_size (5), pad (0), stride (1);
-        missing keys take these defaults
-    hidden_size, output_size : widths of the two affine layers
-    weight_init_std : standard deviation of every weight (biases start at 0),
-        or ``"he"`` for sqrt(2/fan_in) per layer, as the book's chapter 6
-        advises for ReLU networks (much faster first epochs)
-    dtype, seed : see :class:`~fastconv.nn.net.Net`
-
-    The pooling is 2x2 with stride 2. Parameters: W1, b1 (conv), W2, b2, W3, b3.
+    input_dim : tuple of int, default (1, 28, 28)
+        (C, H, W) of one sample.
+    conv_param : dict, optional
+        ``filter_num`` (30), ``filter_size`` (5), ``pad`` (0), ``stride`` (1);
+        missing keys take these defaults.
+    hidden_size, output_size : int
+        Widths of the two affine layers, default 100 and 10.
+    weight_init_std : float or str, default 0.01
+        Standard deviation of every weight (biases start at 0), or ``"he"`` for
+        sqrt(2/fan_in) per layer, as the book's chapter 6 advises for ReLU
+        networks (much faster first epochs).
+    dtype : numpy dtype, default numpy.float32
+        See :class:`~fastconv.Net`.
+    seed : int, optional
+        See :class:`~fastconv.Net`.
     """
 
     def __init__(self, input_dim=(1, 28, 28), conv_param=None, hidden_size=100,
@@ -48,11 +55,24 @@ class DeepConvNet(Net):
     affine(output_size) - dropout - softmax.
 
     Convolutions are 3x3 with pad 1, except the second 32 one (pad 2); pools
-    are 2x2 with stride 2; dropout ratios are 0.5. conv_param_1 .. conv_param_6
-    override these per layer (dicts with filter_num, filter_size, pad, stride).
-    Weights use He initialisation, sqrt(2 / fan_in) with fan_in the inputs of
-    one unit: for the default input it gives the book's numbers (1*3*3,
-    16*3*3, ..., 64*4*4, hidden_size). Parameters W1..W8, b1..b8.
+    are 2x2 with stride 2; dropout ratios are 0.5. Weights use He
+    initialisation, sqrt(2 / fan_in) with fan_in the inputs of one unit: for the
+    default input it gives the book's numbers (1*3*3, 16*3*3, ..., 64*4*4,
+    hidden_size). Parameters W1..W8, b1..b8.
+
+    Parameters
+    ----------
+    input_dim : tuple of int, default (1, 28, 28)
+        (C, H, W) of one sample.
+    conv_param_1, conv_param_2, conv_param_3, conv_param_4, conv_param_5, conv_param_6 : dict, optional
+        Override the six convolutions (``filter_num``, ``filter_size``, ``pad``,
+        ``stride``).
+    hidden_size, output_size : int
+        Widths of the two affine layers, default 50 and 10.
+    dtype : numpy dtype, default numpy.float32
+        See :class:`~fastconv.Net`.
+    seed : int, optional
+        See :class:`~fastconv.Net`.
     """
 
     def __init__(self, input_dim=(1, 28, 28), conv_param_1=None, conv_param_2=None,
@@ -82,12 +102,27 @@ class LeNet(Net):
 
     conv(6, 5x5) - sigmoid - avgpool 2 - conv(16, 5x5) - sigmoid - avgpool 2 -
     affine 120 - sigmoid - affine 84 - sigmoid - affine(output_size) - softmax.
+    Weights use Xavier initialisation, sqrt(1 / fan_in). Parameters W1..W5,
+    b1..b5.
 
-    The first convolution pads by ``conv1_pad`` (2), so that a 28x28 MNIST
-    image gives the 28x28 maps that the original gets from its 32x32 input;
-    use ``conv1_pad=0`` with input_dim (1, 32, 32) for the original sizes.
-    ``conv_channels`` and ``hidden_sizes`` set the widths. Weights use
-    Xavier initialisation, sqrt(1 / fan_in). Parameters W1..W5, b1..b5.
+    Parameters
+    ----------
+    input_dim : tuple of int, default (1, 28, 28)
+        (C, H, W) of one sample.
+    output_size : int, default 10
+        Number of classes.
+    conv_channels : tuple of int, default (6, 16)
+        Widths of the two convolutions.
+    hidden_sizes : tuple of int, default (120, 84)
+        Widths of the two hidden affine layers.
+    conv1_pad : int, default 2
+        Padding of the first convolution, so that a 28x28 MNIST image gives the
+        28x28 maps that the original gets from its 32x32 input; use
+        ``conv1_pad=0`` with input_dim (1, 32, 32) for the original sizes.
+    dtype : numpy dtype, default numpy.float32
+        See :class:`~fastconv.Net`.
+    seed : int, optional
+        See :class:`~fastconv.Net`.
     """
 
     def __init__(self, input_dim=(1, 28, 28), output_size=10, conv_channels=(6, 16),
@@ -114,15 +149,37 @@ class AlexNet(Net):
     conv3 - relu - conv4 - relu - conv5 - relu - maxpool (3x3 pad 1 convs) -
     dropout - affine(hidden_size) - relu - dropout - affine(hidden_size) - relu -
     affine(output_size) - softmax. Max pooling overlaps: 3x3 windows, stride 2.
-    LRN is size 5, alpha 1e-4, beta 0.75, k 2.
+    LRN is size 5, alpha 1e-4, beta 0.75, k 2. Weights use He initialisation.
+    Parameters W1..W8, b1..b8.
 
-    The defaults are the paper's sizes for a 3x224x224 input (conv1 11x11,
-    stride 4, pad 2; widths 96-256-384-384-256; 4096 hidden units; 1000
-    classes): about 62 million parameters. For MNIST choose smaller ones, e.g.
+    The defaults are the paper's sizes for a 3x224x224 input: about 62 million
+    parameters. For MNIST choose smaller ones, e.g.
     ``AlexNet((1, 28, 28), output_size=10, conv_channels=(32, 64, 96, 96, 64),
-    hidden_size=256, conv1_size=3, conv1_stride=1, conv1_pad=1)``. A
-    configuration whose feature maps shrink below 1x1 raises ValueError.
-    Weights use He initialisation. Parameters W1..W8, b1..b8.
+    hidden_size=256, conv1_size=3, conv1_stride=1, conv1_pad=1)``.
+
+    Parameters
+    ----------
+    input_dim : tuple of int, default (3, 224, 224)
+        (C, H, W) of one sample.
+    output_size : int, default 1000
+        Number of classes.
+    conv_channels : tuple of int, default (96, 256, 384, 384, 256)
+        Widths of the five convolutions.
+    hidden_size : int, default 4096
+        Width of the two hidden affine layers.
+    conv1_size, conv1_stride, conv1_pad : int
+        The first convolution's window, stride and padding (11, 4 and 2).
+    dropout_ratio : float, default 0.5
+        Of both dropout layers.
+    dtype : numpy dtype, default numpy.float32
+        See :class:`~fastconv.Net`.
+    seed : int, optional
+        See :class:`~fastconv.Net`.
+
+    Raises
+    ------
+    ValueError
+        For a configuration whose feature maps shrink below 1x1.
     """
 
     def __init__(self, input_dim=(3, 224, 224), output_size=1000,

@@ -74,7 +74,13 @@ class _Optimizer:
 
 
 class SGD(_Optimizer):
-    """Plain gradient descent: ``p -= lr * g``."""
+    """Plain gradient descent: ``p -= lr * g``.
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+        The learning rate.
+    """
 
     def __init__(self, lr=0.01):
         self.lr = float(lr)
@@ -85,7 +91,15 @@ class SGD(_Optimizer):
 
 
 class Momentum(_Optimizer):
-    """Momentum: ``v = momentum * v - lr * g; p += v``."""
+    """Momentum: ``v = momentum * v - lr * g; p += v``.
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+        The learning rate.
+    momentum : float, default 0.9
+        Weight of the previous velocity.
+    """
 
     def __init__(self, lr=0.01, momentum=0.9):
         self.lr = float(lr)
@@ -108,6 +122,13 @@ class Nesterov(Momentum):
     The book writes the step as ``p += momentum**2 * v - (1 + momentum) * lr * g``
     with the new ``v``, which is this step only if ``v`` is the old one; this
     follows Sutskever et al. (2013).
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+        The learning rate.
+    momentum : float, default 0.9
+        Weight of the previous velocity.
     """
 
     def update(self, params, grads):
@@ -121,7 +142,15 @@ class Nesterov(Momentum):
 
 
 class AdaGrad(_Optimizer):
-    """AdaGrad: ``h += g*g; p -= lr * g / (sqrt(h) + eps)``, eps 1e-7 as the book."""
+    """AdaGrad: ``h += g*g; p -= lr * g / (sqrt(h) + eps)``.
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+        The learning rate.
+    eps : float, default 1e-7
+        As the book's.
+    """
 
     def __init__(self, lr=0.01, *, eps=1e-7):
         self.lr = float(lr)
@@ -137,7 +166,17 @@ class AdaGrad(_Optimizer):
 
 
 class RMSprop(_Optimizer):
-    """RMSprop: ``h = decay_rate*h + (1-decay_rate)*g*g; p -= lr * g / (sqrt(h) + eps)``."""
+    """RMSprop: ``h = decay_rate*h + (1-decay_rate)*g*g; p -= lr * g / (sqrt(h) + eps)``.
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+        The learning rate.
+    decay_rate : float, default 0.99
+        Weight of the old mean square.
+    eps : float, default 1e-7
+        As the book's.
+    """
 
     def __init__(self, lr=0.01, decay_rate=0.99, *, eps=1e-7):
         self.lr = float(lr)
@@ -164,6 +203,15 @@ class Adam(_Optimizer):
     bias-corrected update with eps applied to the uncorrected ``sqrt(v)``
     (section 2's "efficient" version), so it differs from
     ``torch.optim.Adam`` only in where eps enters.
+
+    Parameters
+    ----------
+    lr : float, default 0.001
+        The learning rate.
+    beta1, beta2 : float
+        Decay rates of the two moments, default 0.9 and 0.999.
+    eps : float, default 1e-7
+        As the book's.
     """
 
     def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, *, eps=1e-7):
