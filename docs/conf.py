@@ -183,11 +183,18 @@ html_theme_options = {
     # Looked at: with seven long titles in the bar, the search box wrapped to a
     # second line at 1280 px; the rest go under "More".
     "header_links_before_dropdown": 4,
+    # ... and even so the search button wrapped under the logo: it moves to the
+    # end of the bar with the theme switcher.
+    "navbar_persistent": [],
+    "navbar_end": ["search-button", "theme-switcher"],
     "show_toc_level": 2,
     "navigation_with_keys": False,
     "secondary_sidebar_items": ["page-toc"],
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
-html_sidebars = {"index": [], "changelog": []}
+# Looked at: the top-level pages have no sub-pages, and their empty "Section
+# Navigation" column squeezed the wide benchmark tables; only the API reference
+# and the gallery keep the left column.
+html_sidebars = {"*": []}
 html_show_sourcelink = False
