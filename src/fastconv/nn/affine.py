@@ -49,7 +49,18 @@ class Affine:
         return out
 
     def infer(self, x):
-        """``forward`` that keeps no reference to x."""
+        """The forward pass, keeping no reference to x.
+
+        Parameters
+        ----------
+        x : ndarray
+            The input, as for ``forward``.
+
+        Returns
+        -------
+        ndarray
+            What ``forward(x)`` returns in test mode.
+        """
         x = as_float(x, self.W.dtype)
         if x.ndim < 1 or math.prod(x.shape[1:]) != self.W.shape[0]:
             raise ValueError(f"Affine expects {self.W.shape[0]} features per sample, "

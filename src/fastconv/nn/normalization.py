@@ -89,7 +89,18 @@ class BatchNormalization:
         return self.gamma.reshape(shape) * self.xn + self.beta.reshape(shape)
 
     def infer(self, x):
-        """The test-mode forward (running statistics), keeping nothing."""
+        """The test-mode forward (running statistics), keeping nothing.
+
+        Parameters
+        ----------
+        x : ndarray
+            The input, as for ``forward``.
+
+        Returns
+        -------
+        ndarray
+            What ``forward(x)`` returns in test mode.
+        """
         x = as_float(x, self.gamma.dtype)
         _, shape = self._layout(x)
         std = np.sqrt(self.running_var.reshape(shape) + self.eps)
@@ -167,7 +178,18 @@ class LRN:
         return x * self.scale
 
     def infer(self, x):
-        """``forward`` that keeps nothing for backward."""
+        """The forward pass, keeping nothing for backward.
+
+        Parameters
+        ----------
+        x : ndarray
+            The input, as for ``forward``.
+
+        Returns
+        -------
+        ndarray
+            What ``forward(x)`` returns in test mode.
+        """
         x = as_float(x)
         if x.ndim < 2:
             raise ValueError(f"LRN expects x of shape (N, C, ...), got {x.shape}")

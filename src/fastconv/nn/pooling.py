@@ -59,7 +59,18 @@ class Pooling:
         return out
 
     def infer(self, x):
-        """``forward`` without the indices backward would need."""
+        """The forward pass without the indices backward would need.
+
+        Parameters
+        ----------
+        x : ndarray
+            The input, as for ``forward``.
+
+        Returns
+        -------
+        ndarray
+            What ``forward(x)`` returns in test mode.
+        """
         win, x = self._window(), P.pool_input(x)
         if self.mode == "max":
             return P.max_pool2d_core(x, win, return_indices=False)[0]

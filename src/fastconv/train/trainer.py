@@ -39,50 +39,71 @@ def _interrupts_deferred():
 class Trainer:
     """Train ``network`` on (x_train, t_train) and evaluate on both sets every epoch.
 
-    Parameters
-    ----------
-    network : has ``params``, ``gradient(x, t)``, ``loss(x, t)`` and
-        ``accuracy(x, t)``; ``loss_and_gradient(x, t)``, when present, saves
-        a forward pass
-    x_train, t_train, x_test, t_test : arrays indexed by sample on axis 0
-    epochs : number of passes over the training set; may be fractional, as in
-        the book: the run makes ``int(epochs * iter_per_epoch)`` updates, the
-        last pass stopping early (it is still evaluated and recorded)
-    mini_batch_size : samples per update
-    optimizer : a name for :func:`fastconv.optim.get_optimizer` ("SGD",
-        "Adam", ...) or an object with ``update(params, grads)``
-    optimizer_param : keyword arguments of the optimiser, default {'lr': 0.01}
-    evaluate_sample_num_per_epoch : evaluate the per-epoch accuracies on the
-        first this many samples of each set (None: all of them)
-    train_eval_samples : if given, the per-epoch training accuracy uses only
-        the first this many training samples (a full pass over 60,000 MNIST
-        images costs a third of an epoch), while the test accuracy still uses
-        every test sample
-    batch_transform : if given, ``batch_transform(x, rng)`` returns the batch
-        actually trained on (data augmentation), with the trainer's generator
-    verbose : print one line per epoch
-    seed : seed of the shuffling
-    on_iteration : called as ``on_iteration(trainer, iteration, loss)`` after
-        every update (iteration counts from 1 over the whole run)
-    on_epoch : called as ``on_epoch(trainer, epoch, record)`` after every
-        epoch's evaluation, with the record appended to ``history``
-
     Every epoch is one pass over a fresh permutation of the training set: no
     sample repeats and the last, smaller batch is kept (the book draws
     batches with replacement). The accuracies are evaluated at the end of
     every epoch, also when the batch size does not divide the training set
     (the book then stops evaluating).
 
+    Parameters
+    ----------
+    network : object
+        Has ``params``, ``gradient(x, t)``, ``loss(x, t)`` and
+        ``accuracy(x, t)``; ``loss_and_gradient(x, t)``, when present, saves
+        a forward pass.
+    x_train, t_train, x_test, t_test : ndarray
+        Arrays indexed by sample on axis 0.
+    epochs : float, default 20
+        Number of passes over the training set; may be fractional, as in the
+        book: the run makes ``int(epochs * iter_per_epoch)`` updates, the last
+        pass stopping early (it is still evaluated and recorded).
+    mini_batch_size : int, default 100
+        Samples per update.
+    optimizer : str or object, default "SGD"
+        A name for :func:`fastconv.get_optimizer` ("SGD", "Adam", ...) or an
+        object with ``update(params, grads)``.
+    optimizer_param : dict, optional
+        Keyword arguments of the optimiser, default ``{'lr': 0.01}``.
+    evaluate_sample_num_per_epoch : int, optional
+        Evaluate the per-epoch accuracies on the first this many samples of
+        each set (None: all of them).
+    verbose : bool, default True
+        Print one line per epoch.
+    seed : int, optional
+        Seed of the shuffling.
+    on_iteration : callable, optional
+        Called as ``on_iteration(trainer, iteration, loss)`` after every update
+        (iteration counts from 1 over the whole run).
+    on_epoch : callable, optional
+        Called as ``on_epoch(trainer, epoch, record)`` after every epoch's
+        evaluation, with the record appended to ``history``.
+    train_eval_samples : int, optional
+        If given, the per-epoch training accuracy uses only the first this many
+        training samples (a full pass over 60,000 MNIST images costs a third of
+        an epoch), while the test accuracy still uses every test sample.
+    batch_transform : callable, optional
+        If given, ``batch_transform(x, rng)`` returns the batch actually trained
+        on (data augmentation), with the trainer's generator.
+
     Attributes
     ----------
-    train_loss_list : the loss of every mini-batch, before its update
-    train_acc_list, test_acc_list : per epoch
-    epoch_loss_list : per epoch, the mean of its mini-batch losses
-    epoch_time_list : per epoch, seconds of training plus evaluation
-    history : per epoch, dicts with epoch, loss, train_acc, test_acc, seconds
-    current_iter, current_epoch : completed updates and epochs
-    final_test_acc : set by ``train()``
+    train_loss_list : list of float
+        The loss of every mini-batch, before its update.
+    train_acc_list, test_acc_list : list of float
+        Per epoch.
+    epoch_loss_list : list of float
+        Per epoch, the mean of its mini-batch losses.
+    epoch_time_list : list of float
+        Per epoch, seconds of training plus evaluation.
+    history : list of dict
+        Per epoch: epoch, loss, train_acc, test_acc, seconds.
+    current_iter, current_epoch : int
+        Completed updates and epochs.
+    final_test_acc : float
+        Set by ``train()``.
 
+    Notes
+    -----
     Ctrl-C (KeyboardInterrupt) or an exception from a callback propagates.
     Ctrl-C is held back while an update is applied and recorded, so the
     parameters, the optimiser's state and the lists always agree: they hold
@@ -148,7 +169,7 @@ class Trainer:
         return float(loss), grads
 
     def train_step(self, x=None, t=None):
-        """One update; returns the batch loss before it.
+        """One update.
 
         ``train_step(x, t)`` trains on the batch (x, t) and records nothing:
         :meth:`train` and :meth:`train_epoch` keep the lists. ``train_step()``,
@@ -157,6 +178,16 @@ class Trainer:
         loss to ``train_loss_list`` and counts the update in ``current_iter``;
         it does not evaluate (the book's does at epoch boundaries; use
         :meth:`train_epoch` or :meth:`train` for that).
+
+        Parameters
+        ----------
+        x, t : ndarray, optional
+            A batch and its labels; both or neither.
+
+        Returns
+        -------
+        float
+            The batch loss before the update.
         """
         if (x is None) != (t is None):
             raise TypeError("train_step takes both x and t, or neither")
@@ -193,10 +224,18 @@ class Trainer:
                 float(self.network.accuracy(x_test, t_test)))
 
     def train_epoch(self, max_batches=None):
-        """One shuffled pass over the training set, then the evaluation; returns its record.
+        """One shuffled pass over the training set, then the evaluation.
 
-        ``max_batches`` ends the pass after that many updates (the last,
-        partial pass of a fractional ``epochs``).
+        Parameters
+        ----------
+        max_batches : int, optional
+            End the pass after that many updates (the last, partial pass of a
+            fractional ``epochs``).
+
+        Returns
+        -------
+        dict
+            The epoch's record, as appended to ``history``.
         """
         start = time.perf_counter()
         order = self._rng.permutation(self.train_size)
@@ -227,10 +266,15 @@ class Trainer:
         return record
 
     def train(self):
-        """Run the epochs not yet done, then set ``final_test_acc``; returns ``history``.
+        """Run the epochs not yet done, then set ``final_test_acc``.
 
         ``final_test_acc`` is the accuracy on the whole test set (the last
         epoch's, unless the epochs evaluated a subset).
+
+        Returns
+        -------
+        list of dict
+            ``history``.
         """
         while self.current_epoch < self.num_passes:
             left = self.max_iter - self.current_epoch * self.iter_per_epoch
