@@ -74,9 +74,6 @@ numpydoc_validation_checks = {"all", "ES01", "EX01", "SA01", "GL01", "GL02", "SS
 _NOT_YET_VALIDATED = [
     "fastconv.nn.ParamDict.bind",
     "fastconv.nn.ParamDict.layer_of",
-    "fastconv.train.Recipe.model",
-    "fastconv.train.Recipe.replace",
-    "fastconv.train.Recipe.trainer",
     "fastconv.book.install",
     "fastconv.book.installed",
     "fastconv.book.load_mnist",
@@ -107,17 +104,12 @@ _NOT_YET_VALIDATED = [
     "fastconv.nn.card.card",
     "fastconv.nn.card.read_card",
     "fastconv.nn.card.write_card",
-    "fastconv.nn.make_model",
-    "fastconv.nn.softmax",
     "fastconv.ops.ConvContext",
     "fastconv.ops.adam_update",
     "fastconv.ops.conv2d_backward",
     "fastconv.ops.conv2d_forward",
     "fastconv.ops.conv_plan",
     "fastconv.ops.matmul",
-    "fastconv.train.Recipe",
-    "fastconv.train.cosine_lr",
-    "fastconv.train.relative_error",
 ]
 numpydoc_validation_exclude = {r"\.__init__$"} | {"^" + name.replace(".", r"\.") + "$"
                                                   for name in _NOT_YET_VALIDATED}

@@ -64,8 +64,19 @@ class SoftmaxWithLoss:
 
 
 def softmax(scores):
-    """Row-wise softmax of (N, K) scores, in float64 (shifted by each row's
-    maximum, so it never overflows)."""
+    """Row-wise softmax of scores, in float64.
+
+    Parameters
+    ----------
+    scores : ndarray
+        Shape (N, K).
+
+    Returns
+    -------
+    ndarray
+        Probabilities (N, K), float64 (shifted by each row's maximum, so it
+        never overflows).
+    """
     scores = np.asarray(scores, dtype=np.float64)
     e = np.exp(scores - scores.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)

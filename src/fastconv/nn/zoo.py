@@ -213,9 +213,27 @@ MODEL_NAMES = ("simple", "deep", "lenet", "alexnet")
 def make_model(name, dtype=np.float32, seed=0, init="book"):
     """The network called ``name`` (one of :data:`MODEL_NAMES`) for 1x28x28 MNIST digits.
 
-    ``init="he"`` gives SimpleConvNet He's initial weights instead of the
-    book's std 0.01 (the other models use He's already). Raises ValueError
-    for an unknown name or init.
+    Parameters
+    ----------
+    name : str
+        ``"simple"``, ``"deep"``, ``"lenet"`` or ``"alexnet"``.
+    dtype : numpy dtype, default numpy.float32
+        The net's dtype.
+    seed : int, default 0
+        Seed of the initial weights.
+    init : str, default "book"
+        ``"he"`` gives SimpleConvNet He's initial weights instead of the book's
+        std 0.01 (the other models use He's already).
+
+    Returns
+    -------
+    Net
+        The untrained network.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or init.
     """
     if init not in ("book", "he"):
         raise ValueError(f"init must be 'book' or 'he', got {init!r}")

@@ -10,7 +10,20 @@ __all__ = ["numerical_gradient", "relative_error", "gradient_check"]
 
 
 def relative_error(a, b, tiny=1e-300):
-    """Largest elementwise ``|a - b| / max(|a| + |b|, tiny)``; 0.0 for empty arrays."""
+    """Largest elementwise ``|a - b| / max(|a| + |b|, tiny)``.
+
+    Parameters
+    ----------
+    a, b : ndarray
+        Arrays of one shape.
+    tiny : float, default 1e-300
+        Floor of the denominator.
+
+    Returns
+    -------
+    float
+        The largest relative error; 0.0 for empty arrays.
+    """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.size == 0:

@@ -31,17 +31,25 @@ MAX_SHIFT = 27
 class Recipe:
     """How to train a net on MNIST.
 
-    Attributes
+    Parameters
     ----------
     name : str
+        The recipe's name (``"book"``, ``"fast"``).
     epochs, batch_size : int
-    optimizer : one of :data:`fastconv.train.optim.OPTIMIZER_NAMES`
-    lr : the (initial) learning rate
-    lr_schedule : ``"constant"``, ``"cosine"`` (per epoch) or ``"cosine-steps"``
-        (before every update), see :mod:`fastconv.train.schedules`
-    augment : shift each training image by up to this many pixels (0: none)
-    init : ``"book"`` (SimpleConvNet's std 0.01) or ``"he"``
-    results : what the recipe reached, as measured (see the docs' results table)
+        Passes over the training set, and samples per update.
+    optimizer : str
+        One of :data:`fastconv.train.optim.OPTIMIZER_NAMES`.
+    lr : float
+        The (initial) learning rate.
+    lr_schedule : str, default "constant"
+        ``"constant"``, ``"cosine"`` (per epoch) or ``"cosine-steps"`` (before
+        every update), see :mod:`fastconv.train.schedules`.
+    augment : int, default 0
+        Shift each training image by up to this many pixels (0: none).
+    init : str, default "book"
+        ``"book"`` (SimpleConvNet's std 0.01) or ``"he"``.
+    results : str, default ""
+        What the recipe reached, as measured (see the docs' results table).
     """
 
     name: str
@@ -55,20 +63,64 @@ class Recipe:
     results: str = ""
 
     def replace(self, **changes):
-        """A copy with the given fields changed (None values are ignored)."""
+        """A copy with the given fields changed (None values are ignored).
+
+        Parameters
+        ----------
+        **changes
+            Field names and their new values.
+
+        Returns
+        -------
+        Recipe
+            The changed copy.
+        """
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def model(self, name="simple", dtype=np.float32, seed=0):
-        """A fresh net of the model ``name`` (:func:`fastconv.nn.make_model`),
-        initialised as the recipe says."""
+        """A fresh net of the model ``name``, initialised as the recipe says.
+
+        Parameters
+        ----------
+        name : str, default "simple"
+            A name for :func:`fastconv.nn.make_model`.
+        dtype : numpy dtype, default numpy.float32
+            The net's dtype.
+        seed : int, default 0
+            Seed of the initial weights.
+
+        Returns
+        -------
+        Net
+            The untrained network.
+        """
         return make_model(name, np.dtype(dtype), seed, self.init)
 
     def trainer(self, network, train, test, *, seed=0, on_iteration=None, on_epoch=None,
                 train_eval_samples=10000, verbose=False):
-        """A :class:`~fastconv.train.trainer.Trainer` for ``network`` on
-        ``train = (x, t)`` and ``test = (x, t)`` with this recipe's optimiser,
-        schedule and augmentation; ``on_iteration`` and ``on_epoch`` run after
-        the schedule's own callbacks."""
+        """A :class:`~fastconv.Trainer` for ``network`` with this recipe's optimiser, schedule and augmentation.
+
+        Parameters
+        ----------
+        network : Net
+            The net to train.
+        train, test : tuple of ndarray
+            ``(x, t)`` each.
+        seed : int, default 0
+            Seed of the shuffling and augmentation.
+        on_iteration, on_epoch : callable, optional
+            As for :class:`~fastconv.Trainer`; they run after the schedule's own
+            callbacks.
+        train_eval_samples : int, default 10000
+            Training samples evaluated per epoch.
+        verbose : bool, default False
+            Print one line per epoch.
+
+        Returns
+        -------
+        Trainer
+            Ready to ``train()``.
+        """
         rate = schedule(self.lr_schedule, self.lr, self.epochs)
 
         def iteration(trainer, index, loss):

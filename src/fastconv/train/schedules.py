@@ -15,8 +15,21 @@ def cosine_lr(base_lr, epoch, epochs):
 
     ``base_lr * (1 + cos(pi * epoch / epochs)) / 2``: ``base_lr`` at epoch 0,
     half of it halfway, 0 after the last epoch (Loshchilov and Hutter's SGDR
-    schedule without restarts). ``epoch`` counts completed epochs, from 0 to
-    ``epochs``; the learning rate is set once per epoch.
+    schedule without restarts). The learning rate is set once per epoch.
+
+    Parameters
+    ----------
+    base_lr : float
+        The learning rate at epoch 0.
+    epoch : int
+        Completed epochs, from 0 to ``epochs``.
+    epochs : int
+        All epochs of the run.
+
+    Returns
+    -------
+    float
+        The learning rate.
     """
     if not epochs > 0:
         raise ValueError(f"epochs must be positive, got {epochs!r}")
