@@ -79,9 +79,18 @@ def _build(book_root, float32):
 def install(book_root=None, *, float32=False):
     """Put the stand-ins for the book's modules into ``sys.modules`` (replacing any).
 
-    ``book_root`` is the book's top folder (holding ``common/`` and
-    ``dataset/``), where modules that are not replaced are found. Returns
-    the modules by name.
+    Parameters
+    ----------
+    book_root : str or path-like, optional
+        The book's top folder (holding ``common/`` and ``dataset/``), where
+        modules that are not replaced are found.
+    float32 : bool, default False
+        Parameter layers compute on float32 copies of the weights.
+
+    Returns
+    -------
+    dict
+        The installed modules by name.
     """
     made = _build(os.fspath(book_root) if book_root else None, float32)
     sys.modules.update(made)
@@ -90,7 +99,20 @@ def install(book_root=None, *, float32=False):
 
 @contextlib.contextmanager
 def installed(book_root=None, *, float32=False):
-    """:func:`install` for the duration of a ``with`` block; sys.modules is then restored."""
+    """Context manager: :func:`install` for the duration of a ``with`` block; sys.modules is then restored.
+
+    Parameters
+    ----------
+    book_root : str or path-like, optional
+        As for :func:`install`.
+    float32 : bool, default False
+        As for :func:`install`.
+
+    Yields
+    ------
+    dict
+        The installed modules by name.
+    """
     saved = {name: sys.modules.get(name) for name in MODULES}
     try:
         yield install(book_root, float32=float32)
@@ -106,12 +128,27 @@ def installed(book_root=None, *, float32=False):
 
 
 def run(script, args=(), *, chdir=True, float32=False):
-    """Run a book script as ``__main__`` on the stand-in modules; returns its globals.
+    """Run a book script as ``__main__`` on the stand-in modules.
 
-    The script's folder comes first on ``sys.path`` and its parent after it;
-    with ``chdir`` the working directory is the script's folder meanwhile.
-    ``sys.path``, ``sys.argv``, the working directory and ``sys.modules``
-    are restored afterwards.
+    The script's folder comes first on ``sys.path`` and its parent after it.
+    ``sys.path``, ``sys.argv``, the working directory and ``sys.modules`` are
+    restored afterwards.
+
+    Parameters
+    ----------
+    script : str or path-like
+        The script to run.
+    args : sequence of str
+        Its command-line arguments (``sys.argv[1:]``).
+    chdir : bool, default True
+        Run from the script's folder.
+    float32 : bool, default False
+        As for :func:`install`.
+
+    Returns
+    -------
+    dict
+        The script's globals.
     """
     script = os.path.abspath(os.fspath(script))
     if not os.path.isfile(script):
@@ -140,6 +177,20 @@ def run(script, args=(), *, chdir=True, float32=False):
 
 
 def main(argv=None):
+    """The command ``python -m fastconv.book [--float32] [--no-chdir] SCRIPT [ARGS...]``.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The exit status: the script's own ``sys.exit`` code, or 0 when it ends
+        normally. A missing script (status 2) and missing or broken MNIST
+        files (status 1) end in a one-line error through ``SystemExit``.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m fastconv.book",
         description="Run a script of 'Deep Learning from Scratch' unchanged, with fastconv "

@@ -62,8 +62,22 @@ class _Graph:
 def onnx_model(net, batch=None):
     """The ``onnx.ModelProto`` of ``net`` (checked with ``onnx.checker``).
 
-    ``batch`` None gives a dynamic first dimension named ``"batch"``; an int
-    fixes it. Raises ValueError for a layer without an ONNX counterpart.
+    Parameters
+    ----------
+    net : Net
+        The network, in test mode.
+    batch : int, optional
+        None gives a dynamic first dimension named ``"batch"``; an int fixes it.
+
+    Returns
+    -------
+    onnx.ModelProto
+        The checked model.
+
+    Raises
+    ------
+    ValueError
+        For a layer without an ONNX counterpart.
     """
     onnx, helper, numpy_helper = _import_onnx()
     if batch is not None:
@@ -95,12 +109,25 @@ def onnx_model(net, batch=None):
 
 
 def to_onnx(net, path, batch=None):
-    """Write ``net`` (test mode) to ``path`` as an ONNX model; returns the path.
+    """Write ``net`` (test mode) to ``path`` as an ONNX model.
 
-    Input ``"input"``: (batch,) + net.input_dim, float32, pixels as
-    the net was trained on (MNIST: [0, 1]); output ``"logits"``: (batch,
-    output_size), equal to ``net.predict`` within rounding. ``batch`` None
-    (default) leaves the batch dimension free. Needs ``onnx``.
+    Input ``"input"``: (batch,) + net.input_dim, float32, pixels as the net was
+    trained on (MNIST: [0, 1]); output ``"logits"``: (batch, output_size), equal
+    to ``net.predict`` within rounding. Needs ``onnx``.
+
+    Parameters
+    ----------
+    net : Net
+        The network.
+    path : str or path-like
+        The file to write (atomically).
+    batch : int, optional
+        None (default) leaves the batch dimension free; an int fixes it.
+
+    Returns
+    -------
+    path-like
+        ``path``.
     """
     onnx, _, _ = _import_onnx()
     model = onnx_model(net, batch)

@@ -40,8 +40,22 @@ def _layout(input_dim, layer_specs):
 def sequential(input_dim, layer_specs, torch=None):
     """A fresh ``torch.nn.Sequential`` (torch's own initial weights) for these specs.
 
-    ``input_dim`` and ``layer_specs`` are those of :class:`fastconv.Net`; each
-    layer type makes its module (``LayerType.torch_module``).
+    Each layer type makes its module (``LayerType.torch_module``).
+
+    Parameters
+    ----------
+    input_dim : tuple of int
+        As for :class:`fastconv.Net`.
+    layer_specs : list of dict
+        As for :class:`fastconv.Net`.
+    torch : module, optional
+        The ``torch`` module; imported when None.
+
+    Returns
+    -------
+    torch.nn.Sequential
+        One module per layer spec, with an ``nn.Flatten`` before a Linear that
+        follows image maps.
     """
     if torch is None:
         import torch
@@ -71,7 +85,18 @@ def _batchnorm_counters(net):
 
 
 def state_dict(net):
-    """The twin's state dict for ``net``, as NumPy arrays (copies); see the module doc."""
+    """The twin's state dict for ``net``, as NumPy arrays (copies); see the module doc.
+
+    Parameters
+    ----------
+    net : Net
+        The network.
+
+    Returns
+    -------
+    dict
+        Names as the twin's ``state_dict()`` has them -> ndarray.
+    """
     out = {name: np.ascontiguousarray(array.T if transposed else array).copy()
            for name, array, transposed in _slots(net)}
     for name in _batchnorm_counters(net):
@@ -92,9 +117,20 @@ def _as_array(value, name):
 def load_state_dict(net, state):
     """Copy a twin's state dict (tensors or arrays) into ``net``, in place.
 
-    ``num_batches_tracked`` entries may be present or not. Raises ValueError
-    on missing or unexpected names or a shape mismatch, before changing
-    anything.
+    ``num_batches_tracked`` entries may be present or not.
+
+    Parameters
+    ----------
+    net : Net
+        The network to load into.
+    state : mapping
+        Names -> tensors or arrays, as the twin's ``state_dict()``.
+
+    Raises
+    ------
+    ValueError
+        On missing or unexpected names or a shape mismatch, before changing
+        anything.
     """
     if not hasattr(state, "items"):
         raise TypeError(f"state_dict must be a mapping of names to arrays, "
@@ -118,7 +154,21 @@ def load_state_dict(net, state):
 
 
 def twin(net, torch=None):
-    """``net``'s twin holding its weights, in eval mode and the net's dtype."""
+    """The PyTorch twin of ``net`` holding its weights, in eval mode and the net's dtype.
+
+    Parameters
+    ----------
+    net : Net
+        The network.
+    torch : module, optional
+        The ``torch`` module; imported when None.
+
+    Returns
+    -------
+    torch.nn.Sequential
+        See :func:`sequential`; ``model(x)`` equals ``net.predict(x)`` within
+        rounding.
+    """
     if torch is None:
         import torch
     model = sequential(net.input_dim, net.layer_specs, torch)
