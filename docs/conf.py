@@ -72,8 +72,6 @@ numpydoc_validation_checks = {"all", "ES01", "EX01", "SA01", "GL01", "GL02", "SS
 # Docstrings not yet brought to numpydoc's sections: each is removed from this
 # list when its docstring is fixed (the list must end empty).
 _NOT_YET_VALIDATED = [
-    "fastconv.nn.ParamDict.bind",
-    "fastconv.nn.ParamDict.layer_of",
     "fastconv.book.load_mnist",
     "fastconv.io.book_pickle.read_book_params",
     "fastconv.io.book_pickle.read_pickled_arrays",
@@ -90,16 +88,6 @@ _NOT_YET_VALIDATED = [
     "fastconv.io.pictures.images_to_inputs",
     "fastconv.io.pictures.load_digit",
     "fastconv.io.pictures.load_image",
-    "fastconv.nn.ParamDict",
-    "fastconv.nn.card.card",
-    "fastconv.nn.card.read_card",
-    "fastconv.nn.card.write_card",
-    "fastconv.ops.ConvContext",
-    "fastconv.ops.adam_update",
-    "fastconv.ops.conv2d_backward",
-    "fastconv.ops.conv2d_forward",
-    "fastconv.ops.conv_plan",
-    "fastconv.ops.matmul",
 ]
 numpydoc_validation_exclude = {r"\.__init__$"} | {"^" + name.replace(".", r"\.") + "$"
                                                   for name in _NOT_YET_VALIDATED}

@@ -36,10 +36,20 @@ INPUT_NOTE = "NCHW pixels scaled to [0, 1], ink bright on a dark background"
 
 
 def card(net, model=None):
-    """The card of ``net`` (a :class:`fastconv.Net`) as a JSON-ready dict.
+    """The card of ``net`` as a JSON-ready dict.
 
-    ``model`` is a short name (the command line's ``simple``, ``deep``...);
-    by default the class name in lower case.
+    Parameters
+    ----------
+    net : Net
+        The network.
+    model : str, optional
+        A short name (the command line's ``simple``, ``deep``, ...); by default
+        the class name in lower case.
+
+    Returns
+    -------
+    dict
+        Model name, ``input_dim``, layer specs, dtype and parameter shapes.
     """
     entries = registry.walk(net.input_dim, net.layer_specs)
     return {
@@ -66,7 +76,22 @@ def _jsonable(value):
 
 
 def write_card(folder, net, model=None):
-    """Write ``folder/model.json`` for ``net`` (atomically); returns its path."""
+    """Write ``folder/model.json`` for ``net`` (atomically).
+
+    Parameters
+    ----------
+    folder : str or path-like
+        Where to write.
+    net : Net
+        The network.
+    model : str, optional
+        As for :func:`card`.
+
+    Returns
+    -------
+    pathlib.Path
+        The card's path.
+    """
     path = os.path.join(os.fspath(folder), FILE_NAME)
     with atomic_write(path, "w") as f:
         json.dump(card(net, model), f, indent=1)
@@ -74,12 +99,26 @@ def write_card(folder, net, model=None):
 
 
 def read_card(path):
-    """The card at ``path`` (a model.json, or the folder holding one) as a dict.
+    """The card at ``path`` as a dict.
 
-    Raises ValueError when the file is missing, not JSON, not an object, or
-    describes an architecture that cannot be followed or that holds more than
-    ``MAX_PARAMETERS`` parameters. Old cards (``model`` and ``dtype`` only)
-    pass unchanged.
+    Old cards (``model`` and ``dtype`` only) pass unchanged.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A model.json, or the folder holding one.
+
+    Returns
+    -------
+    dict
+        The card.
+
+    Raises
+    ------
+    ValueError
+        When the file is missing, not JSON, not an object, or describes an
+        architecture that cannot be followed or that holds more than
+        ``MAX_PARAMETERS`` parameters.
     """
     path = os.fspath(path)
     if os.path.isdir(path):

@@ -20,6 +20,11 @@ class ParamDict(collections.abc.MutableMapping):
     In-place updates (``params[name] -= lr * g``, ``params[name][...] = a``)
     change the layer's array directly, as in the book. The names are fixed:
     an unknown name raises KeyError, deleting one TypeError.
+
+    Parameters
+    ----------
+    dtype : numpy dtype
+        The network's dtype, which assigned values are cast to.
     """
 
     def __init__(self, dtype):
@@ -27,11 +32,32 @@ class ParamDict(collections.abc.MutableMapping):
         self._slots = {}  # name -> (layer, attribute holding the array)
 
     def bind(self, name, layer, attr):
-        """Make ``name`` the array ``layer.<attr>`` (a net does this as it builds)."""
+        """Make ``name`` the array ``layer.<attr>`` (a net does this as it builds).
+
+        Parameters
+        ----------
+        name : str
+            The parameter's name (``"W1"``, ...).
+        layer : object
+            The layer holding it.
+        attr : str
+            The layer's attribute.
+        """
         self._slots[name] = (layer, attr)
 
     def layer_of(self, name):
-        """The layer holding parameter ``name``."""
+        """The layer holding parameter ``name``.
+
+        Parameters
+        ----------
+        name : str
+            The parameter's name.
+
+        Returns
+        -------
+        object
+            The layer.
+        """
         return self._slots[name][0]
 
     def __getitem__(self, name):

@@ -20,22 +20,38 @@ __all__ = ["conv2d", "conv2d_forward", "conv2d_backward", "conv2d_weight_grad",
 
 
 def conv_plan(input_shape, weight_shape, dtype, stride=1, padding=0):
-    """The algorithm fastconv runs for this convolution: ``"direct"``,
-    ``"per_image"`` or ``"rows"`` (see :mod:`fastconv.ops.conv_plans`).
+    """The algorithm fastconv runs for this convolution (see :mod:`fastconv.ops.conv_plans`).
 
-    input_shape (N, C, H, W), weight_shape (FN, C, KH, KW); dtype is the
-    computation's float type. The choice depends on the backend, the dtype,
-    the stride, the shapes and the CPU, never on the values.
+    The choice depends on the backend, the dtype, the stride, the shapes and
+    the CPU, never on the values.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        (N, C, H, W).
+    weight_shape : tuple of int
+        (FN, C, KH, KW).
+    dtype : numpy dtype or str
+        The computation's float type.
+    stride, padding : int or tuple of int
+        As for :func:`conv2d`.
+
+    Returns
+    -------
+    str
+        ``"direct"``, ``"blocked"``, ``"per_image"`` or ``"rows"``.
     """
     win = Window.of(weight_shape[2:], stride, padding, names=TORCH_NAMES)
     return P.choose(tuple(input_shape), tuple(weight_shape), dtype, win).name
 
 
 class ConvContext:
-    """What :func:`conv2d_backward` needs from :func:`conv2d_forward`: the plan,
-    the window, the input (direct plan) or its patch matrix, and scratch
-    buffers that a layer keeps between steps (refilling the same memory was
-    6x faster than fresh pages for 32 MB patch matrices)."""
+    """What :func:`conv2d_backward` needs from :func:`conv2d_forward`.
+
+    The plan, the window, the input (direct plan) or its patch matrix, and
+    scratch buffers that a layer keeps between steps (refilling the same memory
+    was 6x faster than fresh pages for 32 MB patch matrices).
+    """
 
     def __init__(self):
         self.plan = self.window = self.weight = self.x = self.cols = self.x_shape = None
@@ -123,14 +139,36 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, *, ctx=None, keep=
                    x_is_private=False, relu=False):
     """:func:`conv2d` that also returns the :class:`ConvContext` its backward needs.
 
-    Pass the previous call's ``ctx`` back in to reuse its scratch memory.
-    With ``keep`` the context holds what backward reads; on the direct plan
-    that is a private copy of x (when x is the caller's array), so writes to x
-    after this call cannot change the gradients. ``x_is_private`` promises
-    that nobody writes to x before backward (a network's inner layers), and
-    skips that copy. ``relu`` returns ``max(out, 0)`` instead (NaN kept, as
-    ``numpy.maximum``), written in the same pass on the direct plan; it is
-    for test-time prediction and needs ``keep=False``. Returns ``(out, ctx)``.
+    Parameters
+    ----------
+    x : ndarray
+        Input of shape (N, C, H, W).
+    weight : ndarray
+        Filters of shape (FN, C, KH, KW).
+    bias : ndarray or float, optional
+        Shape (FN,), a scalar, or None.
+    stride, padding : int or tuple of int
+        As for :func:`conv2d`.
+    ctx : ConvContext, optional
+        The previous call's context, to reuse its scratch memory.
+    keep : bool, default True
+        The context holds what backward reads; on the direct plan that is a
+        private copy of x (when x is the caller's array), so writes to x after
+        this call cannot change the gradients.
+    x_is_private : bool, default False
+        A promise that nobody writes to x before backward (a network's inner
+        layers): skips that copy.
+    relu : bool, default False
+        Return ``max(out, 0)`` instead (NaN kept, as ``numpy.maximum``), written
+        in the same pass on the direct plan; for test-time prediction, with
+        ``keep=False``.
+
+    Returns
+    -------
+    out : ndarray
+        As :func:`conv2d`.
+    ctx : ConvContext
+        For :func:`conv2d_backward`.
     """
     if relu and keep:
         raise ValueError("relu=True is for prediction: conv2d_backward has no ReLU; "
@@ -155,11 +193,26 @@ def forward_core(x, w, b, win, *, ctx=None, keep=True, x_is_private=False, relu=
 
 
 def conv2d_backward(ctx, grad_output, *, input_grad=True):
-    """Gradients of :func:`conv2d_forward`'s call: ``(dx, dweight, dbias)``.
+    """Gradients of :func:`conv2d_forward`'s call.
 
-    grad_output : (N, FN, OH, OW), cast to the forward's dtype. dx is None
-    when ``input_grad`` is false (a first layer: nobody needs it, and it is
-    the costliest part). dbias sums over N, OH and OW, shape (FN,).
+    Parameters
+    ----------
+    ctx : ConvContext
+        What the forward call returned.
+    grad_output : ndarray
+        Shape (N, FN, OH, OW), cast to the forward's dtype.
+    input_grad : bool, default True
+        False skips dx (a first layer: nobody needs it, and it is the costliest
+        part).
+
+    Returns
+    -------
+    dx : ndarray or None
+        Shape (N, C, H, W); None when ``input_grad`` is false.
+    dweight : ndarray
+        Shape (FN, C, KH, KW).
+    dbias : ndarray
+        The sum over N, OH and OW, shape (FN,).
     """
     if ctx is None or ctx.plan is None or (ctx.x is None and ctx.cols is None):
         raise ValueError("conv2d_backward needs the context of a conv2d_forward call "

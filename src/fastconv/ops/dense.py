@@ -17,11 +17,23 @@ SMALL_PRODUCT_MACS = 1 << 24
 
 
 def matmul(a, b, out=None):
-    """``numpy.matmul(a, b, out=out)``, the products of the layers.
+    """The products of the layers: ``numpy.matmul(a, b, out=out)``.
 
     On the C backend a product of fewer than ``SMALL_PRODUCT_MACS``
     multiply-adds runs on one BLAS thread, so that it does not wake numpy's
     BLAS workers; the result is the same product either way.
+
+    Parameters
+    ----------
+    a, b : ndarray
+        The operands.
+    out : ndarray, optional
+        Where to write the product.
+
+    Returns
+    -------
+    ndarray
+        The product.
     """
     a, b = np.asarray(a), np.asarray(b)
     small = (a.ndim == 2 and b.ndim == 2
@@ -39,17 +51,23 @@ def adam_update(param, grad, m, v, lr_t, beta1=0.9, beta2=0.999, eps=1e-7):
 
     ``m += (1-beta1)*(grad-m); v += (1-beta2)*(grad*grad-v);
     param -= lr_t*m/(sqrt(v)+eps)``, with lr_t the step's bias-corrected rate.
-
-    Parameters
-    ----------
-    param, m, v : float32 or float64 arrays of one shape and dtype, updated in place
-    grad : array of that shape (cast to param's dtype if needed)
-    lr_t, beta1, beta2, eps : float
-
     No two of the four arrays may share memory (ValueError). The C backend
     makes one pass over memory instead of numpy's ten; it needs param, m and v
     C-contiguous, and otherwise computes with numpy, in the same order of
     operations.
+
+    Parameters
+    ----------
+    param : ndarray
+        The parameter, float32 or float64, updated in place.
+    grad : ndarray
+        Its gradient, of that shape (cast to param's dtype if needed).
+    m, v : ndarray
+        The moments, of param's shape and dtype, updated in place.
+    lr_t : float
+        The step's learning rate.
+    beta1, beta2, eps : float
+        Adam's constants.
     """
     arrays = {"param": param, "m": m, "v": v}
     for name, a in arrays.items():
