@@ -69,28 +69,7 @@ numpydoc_xref_param_type = False
 # - PR06 (types "int" not "integer"...) would only reword prose.
 numpydoc_validation_checks = {"all", "ES01", "EX01", "SA01", "GL01", "GL02", "SS05", "RT02",
                               "PR06"}
-# Docstrings not yet brought to numpydoc's sections: each is removed from this
-# list when its docstring is fixed (the list must end empty).
-_NOT_YET_VALIDATED = [
-    "fastconv.book.load_mnist",
-    "fastconv.io.book_pickle.read_book_params",
-    "fastconv.io.book_pickle.read_pickled_arrays",
-    "fastconv.io.checkpoint.atomic_path",
-    "fastconv.io.checkpoint.atomic_write",
-    "fastconv.io.checkpoint.read_npz",
-    "fastconv.io.checkpoint.save_npz",
-    "fastconv.io.mnist.default_data_dir",
-    "fastconv.io.mnist.download_mnist",
-    "fastconv.io.mnist.mnist_from_arrays",
-    "fastconv.io.mnist.read_mnist_files",
-    "fastconv.io.mnist.resolve_data_dir",
-    "fastconv.io.pictures.digit_to_input",
-    "fastconv.io.pictures.images_to_inputs",
-    "fastconv.io.pictures.load_digit",
-    "fastconv.io.pictures.load_image",
-]
-numpydoc_validation_exclude = {r"\.__init__$"} | {"^" + name.replace(".", r"\.") + "$"
-                                                  for name in _NOT_YET_VALIDATED}
+numpydoc_validation_exclude = {r"\.__init__$"}
 
 # --- doctest (python -m sphinx -b doctest) ---------------------------------------
 doctest_global_setup = """

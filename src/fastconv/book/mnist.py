@@ -11,8 +11,10 @@ BOOK_KEYS = ("train_img", "train_label", "test_img", "test_label")
 
 
 def load_mnist(normalize=True, flatten=True, one_hot_label=False, *, book_root=None):
-    """The book's load_mnist: MNIST from ``book_root/dataset`` (its four ``.gz``
-    files, else its ``mnist.pkl``), else ``$FASTCONV_DATA``, else fastconv's cache.
+    """The book's load_mnist, reading MNIST where a reader of the book keeps it.
+
+    From ``book_root/dataset`` (its four ``.gz`` files, else its
+    ``mnist.pkl``), else ``$FASTCONV_DATA``, else fastconv's cache.
 
     Images are float32 in [0, 1] (uint8 without ``normalize``), (N, 784) or
     (N, 1, 28, 28); labels uint8, or one-hot rows (float32). The stand-in
@@ -21,6 +23,18 @@ def load_mnist(normalize=True, flatten=True, one_hot_label=False, *, book_root=N
     file when a file of the book's folder is corrupt, truncated or, for the
     pickle, not the book's dict of four uint8 arrays or not made of NumPy
     arrays alone (refused unrun).
+
+    Parameters
+    ----------
+    normalize, flatten, one_hot_label : bool
+        As for :func:`fastconv.load_mnist`.
+    book_root : str or path-like, optional
+        The book's top folder.
+
+    Returns
+    -------
+    tuple
+        ``((x_train, t_train), (x_test, t_test))``.
     """
     from ..io.mnist import (MNIST_FILES, DatasetUnavailableError, mnist_from_arrays,
                            read_mnist_files)

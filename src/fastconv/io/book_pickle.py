@@ -122,9 +122,22 @@ def read_pickled_arrays(file_name):
     arrays, numbers, strings and containers. Its shape is the caller's to
     check (:func:`read_book_params` wants a dict of str to numeric arrays).
 
-    Raises BookParamsError (a ValueError) with a one-line message naming the
-    file when it cannot be read, is not a pickle (truncated, empty, another
-    format) or refers to any other global.
+    Parameters
+    ----------
+    file_name : str or path-like
+        The pickle file.
+
+    Returns
+    -------
+    object
+        The unpickled arrays, numbers, strings and containers.
+
+    Raises
+    ------
+    BookParamsError
+        A ValueError with a one-line message naming the file, when it cannot be
+        read, is not a pickle (truncated, empty, another format) or refers to
+        any other global.
     """
     file_name, data = _read_bytes(file_name)
     try:
@@ -142,21 +155,23 @@ def read_book_params(file_name):
 
     Parameters
     ----------
-    file_name : path of a file written by the book's ``save_params``
-        (``pickle.dump`` of a dict of str to NumPy arrays).
+    file_name : str or path-like
+        A file written by the book's ``save_params`` (``pickle.dump`` of a dict
+        of str to NumPy arrays).
 
     Returns
     -------
-    dict of str to ndarray, in the file's order, with the arrays' own
-    shapes and dtypes (the book's are float64).
+    dict
+        Str to ndarray, in the file's order, with the arrays' own shapes and
+        dtypes (the book's are float64).
 
     Raises
     ------
-    BookParamsError (a ValueError) when the file cannot be read, is not a
-    pickle, refers to any global beyond the NumPy and ``collections`` names
-    that pickled arrays need (refused before it is imported or called), or
-    holds anything other than a dict of str to numeric (integer or float)
-    arrays.
+    BookParamsError
+        A ValueError, when the file cannot be read, is not a pickle, refers to
+        any global beyond the NumPy and ``collections`` names that pickled
+        arrays need (refused before it is imported or called), or holds
+        anything other than a dict of str to numeric (integer or float) arrays.
     """
     file_name = os.fspath(file_name)
     obj = read_pickled_arrays(file_name)

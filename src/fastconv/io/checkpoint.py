@@ -68,6 +68,16 @@ def atomic_path(path):
     would give it; an existing one keeps its own. A symlink is written
     through, not replaced. Raises IsADirectoryError if ``path`` is a folder,
     and OSError at once if its folder cannot take a new file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to replace.
+
+    Yields
+    ------
+    pathlib.Path
+        The temporary file's path, to write to.
     """
     path = _fspath(path, "path")
     if os.path.islink(path):
@@ -114,6 +124,20 @@ def atomic_write(path, mode="wb", encoding=None):
     flushed, fsync'd and renamed over ``path`` only if the block ends
     normally; otherwise ``path`` is left as it was and no temporary file
     remains (see :func:`atomic_path`, which this uses).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to replace.
+    mode : {"wb", "w"}
+        Binary or text.
+    encoding : str, optional
+        Of a text file.
+
+    Yields
+    ------
+    file object
+        The open temporary file.
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
@@ -130,6 +154,13 @@ def save_npz(file_name, arrays):
     (ValueError): they would need pickle to load. A ``file_name`` that is a
     folder (or ends with a separator) raises :class:`CheckpointError`, one
     that is not a str or path-like TypeError.
+
+    Parameters
+    ----------
+    file_name : str or path-like
+        The file to write.
+    arrays : mapping
+        Name -> array.
     """
     path = _fspath(file_name, "file_name")
     if path.endswith(("/", os.sep)) or os.path.isdir(path):
@@ -242,6 +273,25 @@ def read_npz(file_name, expected=None):
 
     Raises :class:`CheckpointError` (a ValueError) naming the file for
     anything wrong with it, TypeError if ``file_name`` is not a path.
+
+    Parameters
+    ----------
+    file_name : str or path-like
+        The .npz file.
+    expected : dict, optional
+        Name -> ``(shape, dtype)``, as said above.
+
+    Returns
+    -------
+    dict
+        Name -> ndarray.
+
+    Raises
+    ------
+    CheckpointError
+        A ValueError naming the file, for anything wrong with it.
+    TypeError
+        If ``file_name`` is not a path.
     """
     file_name = _fspath(file_name, "file_name")
     try:

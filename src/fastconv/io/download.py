@@ -210,6 +210,27 @@ def download_mnist(
     against :data:`MNIST_SHA256` before it is moved into place.  Returns the folder.
 
     Raises :class:`DatasetUnavailableError` if a file cannot be obtained from any mirror.
+
+    Parameters
+    ----------
+    data_dir : str or path-like, optional
+        The folder.
+    mirrors : sequence of str, optional
+        Base URLs, default :data:`MIRRORS`.
+    progress : bool, default False
+        Show a tqdm progress bar.
+    timeout : float, default 30.0
+        Seconds per connection attempt.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder.
+
+    Raises
+    ------
+    DatasetUnavailableError
+        If a file cannot be obtained from any mirror.
     """
     folder = resolve_data_dir(data_dir)
     mirrors = MIRRORS if mirrors is None else tuple(mirrors)

@@ -132,13 +132,22 @@ def load_mnist(
 
 
 def read_mnist_files(paths) -> dict:
-    """The raw arrays of the four MNIST files at ``paths``, checked as :func:`load_mnist`
-    checks them.
+    """The raw arrays of the four MNIST files at ``paths``, checked as :func:`load_mnist` does.
 
     ``paths`` maps each name of :data:`MNIST_FILES` to its file, raw or gzip-compressed
     (by its ``.gz`` suffix). Returns ``{"train": (images, labels), "test": (images,
     labels)}``: uint8 images (N, 28, 28) and labels (N,), read-only (parsing is cached
     per process). Raises :class:`DatasetError` naming the file that is wrong.
+
+    Parameters
+    ----------
+    paths : mapping
+        As said above.
+
+    Returns
+    -------
+    dict
+        As said above.
     """
     splits = {}
     for split, (images_name, labels_name, expected) in _SPLITS.items():
@@ -151,14 +160,27 @@ def read_mnist_files(paths) -> dict:
 
 def mnist_from_arrays(splits, normalize=True, flatten=True, one_hot_label=False, *,
                       source="MNIST"):
-    """``((x_train, t_train), (x_test, t_test))`` as :func:`load_mnist` returns them, from
-    MNIST's raw arrays.
+    """MNIST's raw arrays as :func:`load_mnist` returns them.
 
     ``splits`` is ``{"train": (images, labels), "test": (images, labels)}``: uint8 images
     of shape (N, 784) or (N, 28, 28) and uint8 labels (N,) in 0..9, with N = 60000 and
     10000 (what :func:`read_mnist_files` returns, or the arrays of the book's
     ``mnist.pkl``). They are checked first (a :class:`DatasetError` starting with
     ``source`` says what is wrong) and never modified; the results are new arrays.
+
+    Parameters
+    ----------
+    splits : dict
+        As said above.
+    normalize, flatten, one_hot_label : bool
+        As for :func:`load_mnist`.
+    source : str, default "MNIST"
+        Names the data in error messages.
+
+    Returns
+    -------
+    tuple
+        ``((x_train, t_train), (x_test, t_test))``.
     """
     result = []
     for split, (_, _, expected) in _SPLITS.items():

@@ -96,6 +96,11 @@ def default_data_dir() -> Path:
     * Windows: ``%LOCALAPPDATA%\\fastconv\\mnist``.
 
     The folder is not created here; a download creates it.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder.
     """
     if sys.platform == "win32":
         base = os.environ.get("LOCALAPPDATA")
@@ -110,8 +115,21 @@ def default_data_dir() -> Path:
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The folder to use: ``data_dir`` if given, else ``$FASTCONV_DATA``, else
-    :func:`default_data_dir`.  ``~`` is expanded."""
+    """The MNIST folder to use.
+
+    ``data_dir`` if given, else ``$FASTCONV_DATA``, else
+    :func:`default_data_dir`.  ``~`` is expanded.
+
+    Parameters
+    ----------
+    data_dir : str or path-like, optional
+        An explicit folder.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder.
+    """
     if data_dir is not None:
         return Path(data_dir).expanduser()
     env = os.environ.get("FASTCONV_DATA")

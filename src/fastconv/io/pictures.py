@@ -93,6 +93,18 @@ def load_image(path, max_pixels=MAX_PIXELS):
     refuses it as blank). Raises ImageError when the file is missing, not a
     picture, larger than ``max_pixels`` pixels (checked on the header, before
     decoding) or damaged.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The picture file.
+    max_pixels : int, default MAX_PIXELS
+        Larger pictures are refused.
+
+    Returns
+    -------
+    ndarray
+        2-D float32 gray levels in [0, 1].
     """
     return _read(path, max_pixels)[0]
 
@@ -323,9 +335,24 @@ def _snap(level):
 def digit_to_input(gray, size=28, box=20):
     """A gray picture of one digit as a ``(size, size)`` float32 MNIST-style input.
 
-    ``gray`` is a 2-D array in [0, 1] (either polarity); ``box`` is the side
-    of the square the digit is scaled into. Raises ImageError when the picture
-    holds no ink (a uniform picture).
+    Parameters
+    ----------
+    gray : ndarray
+        2-D array in [0, 1] (either polarity).
+    size : int, default 28
+        Side of the result.
+    box : int, default 20
+        Side of the square the digit is scaled into.
+
+    Returns
+    -------
+    ndarray
+        Shape (size, size), float32, ink 1 on paper 0.
+
+    Raises
+    ------
+    ImageError
+        When the picture holds no ink (a uniform picture).
     """
     from PIL import Image
 
@@ -365,9 +392,21 @@ def digit_to_input(gray, size=28, box=20):
 
 
 def load_digit(path, size=28, box=20, max_pixels=MAX_PIXELS):
-    """:func:`load_image` then :func:`digit_to_input`: a (size, size) float32 array.
+    """:func:`load_image` then :func:`digit_to_input`; errors name the file.
 
-    Errors name the file.
+    Parameters
+    ----------
+    path : str or path-like
+        The picture file.
+    size, box : int
+        As for :func:`digit_to_input`.
+    max_pixels : int, default MAX_PIXELS
+        As for :func:`load_image`.
+
+    Returns
+    -------
+    ndarray
+        Shape (size, size), float32.
     """
     gray, transparent = _read(path, max_pixels)
     if transparent:
@@ -380,10 +419,20 @@ def load_digit(path, size=28, box=20, max_pixels=MAX_PIXELS):
 
 
 def images_to_inputs(images, input_dim=(1, 28, 28)):
-    """Pictures (paths, or 2-D gray arrays in [0, 1]) as an (N,) + input_dim float32 batch.
+    """Pictures as an (N,) + input_dim float32 batch.
 
-    ``input_dim`` must be (1, S, S): one gray channel, square; the digit is
-    scaled into a box of 5/7 of the side (20 of 28, as MNIST).
+    Parameters
+    ----------
+    images : sequence
+        Paths, or 2-D gray arrays in [0, 1].
+    input_dim : tuple of int, default (1, 28, 28)
+        Must be (1, S, S): one gray channel, square; the digit is scaled into a
+        box of 5/7 of the side (20 of 28, as MNIST).
+
+    Returns
+    -------
+    ndarray
+        Shape (N,) + input_dim, float32.
     """
     input_dim = tuple(input_dim)
     if len(input_dim) != 3 or input_dim[0] != 1 or input_dim[1] != input_dim[2]:
