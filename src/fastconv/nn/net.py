@@ -28,34 +28,23 @@ _TEST_CHUNK_BYTES = 8 << 20
 class Net:
     """A sequential network built from layer specs (see :mod:`fastconv.nn.registry`).
 
+    ``params`` maps names to the arrays the layers use (a
+    :class:`~fastconv.nn.ParamDict`: assigning an entry writes through);
+    ``layers`` and ``layer_types`` map names to layers and their
+    :class:`~fastconv.nn.registry.LayerType`; ``last_layer`` is the
+    SoftmaxWithLoss. A malformed spec raises ValueError (TypeError for a
+    non-integer size), as does a feature map shrinking below 1x1.
+
     Parameters
     ----------
     input_dim : tuple of int
         Shape of one sample, (C, H, W) or (D,).
     layer_specs : list of dict
-        One dict per layer, e.g. ``{"type": "conv", "filter_num": 30, "filter_size": 5}``.
+        E.g. ``{"type": "conv", "filter_num": 30, "filter_size": 5}``.
     dtype : numpy dtype, default numpy.float32
-        ``np.float32`` (fast) or ``np.float64`` (for gradient checks).
+        Or ``np.float64`` (for gradient checks).
     seed : int, optional
-        Seed of the ``np.random.default_rng`` of the weights and dropout masks.
-
-    Attributes
-    ----------
-    params : ParamDict
-        Name -> array (:class:`~fastconv.nn.ParamDict`): the arrays the layers
-        use; assigning an entry writes through.
-    layers, layer_types : dict
-        Name -> layer, and name -> its :class:`~fastconv.nn.registry.LayerType`.
-    last_layer : SoftmaxWithLoss
-        The loss layer.
-    output_shape : tuple of int
-        One sample's output shape.
-
-    Raises
-    ------
-    ValueError
-        For a malformed spec or a feature map shrinking below 1x1 (TypeError
-        for a non-integer size).
+        Seed of the generator of the weights and dropout masks.
     """
 
     def __init__(self, input_dim, layer_specs, *, dtype=np.float32, seed=None):
@@ -90,22 +79,12 @@ class Net:
         return samples(x, self.input_dim, self.dtype)
 
     def predict(self, x, train_flg=False):
-        """Scores before the softmax, in the net's dtype.
+        """Scores (N, output_size) before the softmax, in the net's dtype.
 
-        In test mode the layers keep nothing for backward (their ``infer``) and a
+        x is (N,) + input_dim, or (N, prod(input_dim)), cast to the net's dtype.
+        ``train_flg`` switches dropout on and batch norm to batch statistics. In
+        test mode the layers keep nothing for backward (their ``infer``) and a
         large x runs in chunks of a few hundred samples (any N fits in memory).
-
-        Parameters
-        ----------
-        x : ndarray
-            Shape (N,) + input_dim, or (N, prod(input_dim)), cast to the net's dtype.
-        train_flg : bool, default False
-            Switches dropout on and batch norm to batch statistics.
-
-        Returns
-        -------
-        ndarray
-            Scores of shape (N, output_size).
         """
         x = self._input(x)
         if train_flg:
@@ -129,24 +108,8 @@ class Net:
         return x
 
     def loss(self, x, t, train_flg=True):
-        """Mean cross-entropy loss of a batch.
-
-        The layers keep what :meth:`gradient`'s backward needs, in either mode.
-
-        Parameters
-        ----------
-        x : ndarray
-            A batch of inputs.
-        t : ndarray
-            Integer labels (N,) or one-hot rows (N, K).
-        train_flg : bool, default True
-            Training mode (dropout on, batch statistics).
-
-        Returns
-        -------
-        float
-            The mean loss, a scalar of the net's dtype.
-        """
+        """Mean cross-entropy loss; t integer labels (N,) or one-hot (N, K). The
+        layers keep what :meth:`gradient`'s backward needs, in either mode."""
         if len(np.shape(x)) and np.shape(x)[0] == 0:
             raise ValueError("x holds no samples: the mean loss of an empty batch is undefined")
         return self.last_layer.forward(self._forward(self._input(x), train_flg, keep=True), t)
@@ -155,22 +118,8 @@ class Net:
         """Fraction of the samples whose top score is their label (test mode).
 
         Every sample counts (the book's skips the last partial batch but divides
-        by N).
-
-        Parameters
-        ----------
-        x : ndarray
-            Inputs, as for :meth:`predict`.
-        t : ndarray
-            Integer labels (N,) or one-hot rows (N, K).
-        batch_size : int, optional
-            None lets :meth:`predict` chunk (fastest); an int predicts that many at
-            a time as the book does. The result is the same.
-
-        Returns
-        -------
-        float
-            The accuracy, in [0, 1].
+        by N). ``batch_size``: None lets :meth:`predict` chunk (fastest), an int
+        predicts that many at a time as the book does; the result is the same.
         """
         t = np.asarray(t)
         if t.ndim != 1:
@@ -190,22 +139,7 @@ class Net:
         return correct / n
 
     def loss_and_gradient(self, x, t):
-        """The training-mode loss and its gradient, from one forward and one backward pass.
-
-        Parameters
-        ----------
-        x : ndarray
-            A batch of inputs.
-        t : ndarray
-            Its labels, integer (N,) or one-hot (N, K).
-
-        Returns
-        -------
-        loss : float
-            As :meth:`loss`.
-        grads : dict
-            As :meth:`gradient`.
-        """
+        """The training-mode loss and its gradient, from one forward and one backward pass."""
         loss = self.loss(x, t, train_flg=True)
         dout = self.last_layer.backward(1)
         for layer in reversed(self._sequence):
@@ -215,51 +149,17 @@ class Net:
         return loss, {name: getattr(layer, attr) for name, (layer, attr) in self._grad_of.items()}
 
     def gradient(self, x, t):
-        """Gradient of :meth:`loss` by backprop.
-
-        Parameters
-        ----------
-        x : ndarray
-            A batch of inputs.
-        t : ndarray
-            Its labels, integer (N,) or one-hot (N, K).
-
-        Returns
-        -------
-        dict
-            Arrays with the keys and shapes of ``params``.
-        """
+        """Gradient of :meth:`loss` by backprop: dict with the keys and shapes of ``params``."""
         return self.loss_and_gradient(x, t)[1]
 
     # -- finite differences (fastconv.nn.numerical) ----------------------------
 
     def fixed_dropout_masks(self):
-        """A context manager inside which each Dropout keeps one mask (:mod:`fastconv.nn.numerical`).
-
-        Returns
-        -------
-        contextlib.AbstractContextManager
-            Inside its block every training forward reuses the same masks.
-        """
+        """Context manager: each Dropout keeps one mask (:mod:`fastconv.nn.numerical`)."""
         return numerical.fixed_dropout_masks(self)
 
     def numerical_gradient(self, x, t, h=1e-4):
-        """The gradient of :meth:`loss` by central differences in float64 (:mod:`fastconv.nn.numerical`).
-
-        Parameters
-        ----------
-        x : ndarray
-            A batch of inputs.
-        t : ndarray
-            Its labels.
-        h : float, default 1e-4
-            The finite-difference step.
-
-        Returns
-        -------
-        dict
-            Arrays with the keys and shapes of ``params``.
-        """
+        """:meth:`loss`' gradient by central differences in float64 (:mod:`.numerical`)."""
         return numerical.net_numerical_gradient(self, x, t, h)
 
     def _float64_copy(self):
@@ -268,55 +168,24 @@ class Net:
     # -- the net elsewhere: files, the book's pickles, pictures, ONNX, torch ----
 
     def save_params(self, file_name="params.npz"):
-        """Write ``params`` to an .npz at ``file_name``, atomically (:mod:`fastconv.io.checkpoint`).
-
-        Parameters
-        ----------
-        file_name : str or path-like, default "params.npz"
-            Exactly the file written, whatever its suffix.
-        """
+        """``params`` to an .npz at ``file_name``, atomically (:mod:`fastconv.io.checkpoint`)."""
         from ..io import checkpoint
         checkpoint.save_npz(file_name, self.params)
 
     def load_params(self, file_name="params.npz"):
-        """Read :meth:`save_params`' file into ``params``, in place, all checked first.
-
-        Parameters
-        ----------
-        file_name : str or path-like, default "params.npz"
-            The file to read.
-        """
+        """:meth:`save_params`' file into ``params``, in place, all checked first."""
         from ..io import checkpoint
         expected = {name: (p.shape, p.dtype) for name, p in self.params.items()}
         for name, array in checkpoint.read_npz(file_name, expected).items():
             self.params[name][...] = array
 
     def load_book_params(self, file_name="params.pkl"):
-        """Load the book's pickled weights, running nothing (:mod:`fastconv.nn.book_weights`).
-
-        Parameters
-        ----------
-        file_name : str or path-like, default "params.pkl"
-            A pickle saved by the book's ``save_params``.
-        """
+        """The book's pickled weights, run nothing (:mod:`fastconv.nn.book_weights`)."""
         from .book_weights import load_book_params
         load_book_params(self, file_name)
 
     def predict_images(self, images, batch_size=100):
-        """Class probabilities of pictures (:mod:`fastconv.io.pictures`).
-
-        Parameters
-        ----------
-        images : sequence of path-like
-            Picture files, one digit each.
-        batch_size : int, default 100
-            Pictures predicted at a time.
-
-        Returns
-        -------
-        ndarray
-            Probabilities (N, K), float64.
-        """
+        """Probabilities (N, K), float64, of pictures (:mod:`fastconv.io.pictures`)."""
         from ..io.pictures import images_to_inputs
         x = images_to_inputs(images, self.input_dim)
         if len(x) == 0:
@@ -325,67 +194,25 @@ class Net:
                                for i in range(0, len(x), batch_size)])
 
     def to_onnx(self, path, batch=None):
-        """Write the net (test mode) as ONNX; see :func:`fastconv.interop.onnx.to_onnx`.
-
-        Parameters
-        ----------
-        path : str or path-like
-            The file to write.
-        batch : int, optional
-            A fixed batch size; by default the batch dimension is free.
-
-        Returns
-        -------
-        path-like
-            ``path``.
-        """
+        """Write the net (test mode) as ONNX; see :func:`fastconv.interop.onnx.to_onnx`."""
         from ..interop.onnx import to_onnx
         return to_onnx(self, path, batch=batch)
 
     def state_dict_torch(self):
-        """The parameters as the torch twin names them (:mod:`fastconv.interop.torch`).
-
-        Returns
-        -------
-        dict
-            NumPy arrays named and shaped as the twin's ``state_dict()``.
-        """
+        """The parameters as the torch twin names them (:mod:`fastconv.interop.torch`)."""
         from ..interop.torch import state_dict
         return state_dict(self)
 
     def load_state_dict_torch(self, state_dict):
-        """Load a torch twin's ``state_dict()`` into ``params`` (:mod:`fastconv.interop.torch`).
-
-        Parameters
-        ----------
-        state_dict : mapping
-            Tensors or arrays named as :meth:`state_dict_torch` names them.
-        """
+        """A torch twin's ``state_dict()`` into ``params`` (:mod:`fastconv.interop.torch`)."""
         from ..interop.torch import load_state_dict
         load_state_dict(self, state_dict)
 
     @classmethod
     def from_card(cls, card, dtype=None):
-        """A :class:`Net` with random weights, from a model card's dict.
-
-        Parameters
-        ----------
-        card : dict
-            A model card (see :mod:`fastconv.nn.card`) with ``input_dim`` and
-            ``layer_specs``.
-        dtype : numpy dtype, optional
-            Overrides the card's.
-
-        Returns
-        -------
-        Net
-            The network the card describes.
-
-        Raises
-        ------
-        ValueError
-            On malformed specs.
-        """
+        """A :class:`Net` (random weights) from a model card's dict (see
+        :mod:`fastconv.nn.card`) that has ``input_dim`` and ``layer_specs``;
+        ``dtype`` overrides the card's. Raises ValueError on malformed specs."""
         try:
             return Net(card["input_dim"], card["layer_specs"],
                        dtype=dtype or card.get("dtype", "float32"))
