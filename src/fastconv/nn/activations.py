@@ -30,18 +30,7 @@ class Relu:
         return np.maximum(x, 0)
 
     def infer(self, x):
-        """The forward pass without the mask backward would need.
-
-        Parameters
-        ----------
-        x : ndarray
-            The input, as for ``forward``.
-
-        Returns
-        -------
-        ndarray
-            What ``forward(x)`` returns in test mode.
-        """
+        """``forward`` without the mask backward would need."""
         x = as_float(x)
         return np.maximum(x, 0, out=x) if self.inplace else np.maximum(x, 0)
 
@@ -72,18 +61,7 @@ class Sigmoid:
         return self.out
 
     def infer(self, x):
-        """The forward pass, keeping nothing for backward.
-
-        Parameters
-        ----------
-        x : ndarray
-            The input, as for ``forward``.
-
-        Returns
-        -------
-        ndarray
-            What ``forward(x)`` returns in test mode.
-        """
+        """``forward`` that keeps nothing for backward."""
         x = as_float(x)
         e = np.exp(-np.abs(x))
         return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
@@ -158,18 +136,7 @@ class LeakyRelu:
         return self._apply(x, self.mask)
 
     def infer(self, x):
-        """The forward pass without the mask backward would need.
-
-        Parameters
-        ----------
-        x : ndarray
-            The input, as for ``forward``.
-
-        Returns
-        -------
-        ndarray
-            What ``forward(x)`` returns in test mode.
-        """
+        """``forward`` without the mask backward would need."""
         x = as_float(x)
         return self._apply(x, x > 0)
 

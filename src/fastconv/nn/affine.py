@@ -49,18 +49,7 @@ class Affine:
         return out
 
     def infer(self, x):
-        """The forward pass, keeping no reference to x.
-
-        Parameters
-        ----------
-        x : ndarray
-            The input, as for ``forward``.
-
-        Returns
-        -------
-        ndarray
-            What ``forward(x)`` returns in test mode.
-        """
+        """``forward`` that keeps no reference to x."""
         x = as_float(x, self.W.dtype)
         if x.ndim < 1 or math.prod(x.shape[1:]) != self.W.shape[0]:
             raise ValueError(f"Affine expects {self.W.shape[0]} features per sample, "

@@ -83,22 +83,9 @@ class Convolution:
         return out
 
     def infer(self, x, relu=False):
-        """The forward pass that keeps nothing for backward (test-time prediction).
-
-        Its scratch memory is its own, so a pending backward is not disturbed.
-
-        Parameters
-        ----------
-        x : ndarray
-            The input (N, C, H, W).
-        relu : bool, default False
-            Apply the ReLU that follows in the same pass.
-
-        Returns
-        -------
-        ndarray
-            The output (N, FN, OH, OW).
-        """
+        """``forward`` that keeps nothing for backward (test-time prediction);
+        its scratch memory is its own, so a pending backward is not disturbed.
+        ``relu`` applies the ReLU that follows in the same pass."""
         x, w, b, win, _ = self._arguments(x)
         out, self._infer_ctx = _conv.forward_core(x, w, b, win, ctx=self._infer_ctx,
                                                   keep=False, relu=relu)

@@ -59,18 +59,7 @@ class Dropout:
         return out
 
     def infer(self, x):
-        """The test-time forward: the identity (this dropout is inverted).
-
-        Parameters
-        ----------
-        x : ndarray
-            The input, as for ``forward``.
-
-        Returns
-        -------
-        ndarray
-            What ``forward(x)`` returns in test mode.
-        """
+        """The test-time forward: the identity (this dropout is inverted)."""
         return as_float(x)
 
     def backward(self, dout):

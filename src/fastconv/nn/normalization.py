@@ -89,18 +89,7 @@ class BatchNormalization:
         return self.gamma.reshape(shape) * self.xn + self.beta.reshape(shape)
 
     def infer(self, x):
-        """The test-mode forward (running statistics), keeping nothing.
-
-        Parameters
-        ----------
-        x : ndarray
-            The input, as for ``forward``.
-
-        Returns
-        -------
-        ndarray
-            What ``forward(x)`` returns in test mode.
-        """
+        """The test-mode forward (running statistics), keeping nothing."""
         x = as_float(x, self.gamma.dtype)
         _, shape = self._layout(x)
         std = np.sqrt(self.running_var.reshape(shape) + self.eps)
@@ -178,18 +167,7 @@ class LRN:
         return x * self.scale
 
     def infer(self, x):
-        """The forward pass, keeping nothing for backward.
-
-        Parameters
-        ----------
-        x : ndarray
-            The input, as for ``forward``.
-
-        Returns
-        -------
-        ndarray
-            What ``forward(x)`` returns in test mode.
-        """
+        """``forward`` that keeps nothing for backward."""
         x = as_float(x)
         if x.ndim < 2:
             raise ValueError(f"LRN expects x of shape (N, C, ...), got {x.shape}")

@@ -59,18 +59,7 @@ class Pooling:
         return out
 
     def infer(self, x):
-        """The forward pass without the indices backward would need.
-
-        Parameters
-        ----------
-        x : ndarray
-            The input, as for ``forward``.
-
-        Returns
-        -------
-        ndarray
-            What ``forward(x)`` returns in test mode.
-        """
+        """``forward`` without the indices backward would need."""
         win, x = self._window(), P.pool_input(x)
         if self.mode == "max":
             return P.max_pool2d_core(x, win, return_indices=False)[0]
