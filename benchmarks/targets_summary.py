@@ -25,8 +25,9 @@ def summary(runs):
     for figure in figures:
         rows = [run.get(figure) for run in by_figure]
         known = [r for r in rows if r is not None and r["met"] is not None]
-        target = next(r for r in rows if r is not None)["target"]
-        sign = ">=" if "at least" in figure else "<="
+        first = next(r for r in rows if r is not None)
+        target = first["target"]
+        sign = ">=" if first.get("floor") else "<="
         if not known:
             verdict = "-"
         elif all(r["met"] for r in known):
