@@ -141,3 +141,20 @@ def test_every_count_is_refused_by_the_same_rule(entry, call, floats, none_ok, v
     name = entry.split()[-1]
     with pytest.raises(error, match=rf"{name} must be a positive integer, got "):
         call(value)
+
+
+@pytest.mark.parametrize("call", [
+    lambda big: F.conv2d_input_grad(np.zeros((1, 2, 3, 3), np.float32),
+                                    np.zeros((2, 1, 3, 3), np.float32), big),
+    lambda big: F.conv2d_weight_grad(np.zeros((1, 1, 5, 5), np.float32),
+                                     np.zeros((1, 2, 3, 3), np.float32), big),
+    lambda big: F.max_pool2d(np.zeros((1, 1, 4, 4)), big),
+    lambda big: F.im2col(np.zeros((1, 1, 4, 4)), 2, 2, stride=big),
+    lambda big: fastconv.nn.normalization.LRN(size=big),
+], ids=["input_shape", "weight_shape", "kernel_size", "stride", "lrn-size"])
+def test_an_array_where_a_shape_or_count_belongs_reads_in_one_short_line(call):
+    # An error names the array by shape and dtype instead of printing it.
+    with pytest.raises((TypeError, ValueError)) as info:
+        call(np.zeros((1, 1, 50, 50)))
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 200, message

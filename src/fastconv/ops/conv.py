@@ -49,8 +49,8 @@ class ConvContext:
     """What :func:`conv2d_backward` needs from :func:`conv2d_forward`.
 
     The plan, the window, the input (direct plan) or its patch matrix, and
-    scratch buffers that a layer keeps between steps (refilling the same memory
-    was 6x faster than fresh pages for 32 MB patch matrices).
+    scratch buffers that a layer keeps between steps (refilling memory already
+    in use beats fresh pages on this VM: benchmarks/README.md).
     """
 
     def __init__(self):

@@ -53,16 +53,25 @@ def index_array(indices, name, shape):
     return np.ascontiguousarray(arr, dtype=np.dtype(np.int64).newbyteorder("="))
 
 
+def shown(value, limit=80):
+    """``repr(value)`` short enough for a one-line error: an array by its
+    shape and dtype, anything else cut at ``limit`` characters."""
+    if isinstance(value, np.ndarray) and value.ndim > 0:
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def shape4(shape, name, letters="NCHW", empty_batch=True):
     """A 4-D shape of Python ints: the first entry may be 0 when
     ``empty_batch``, the others must be positive. A string, floats or another
     length raise TypeError or ValueError naming ``name``."""
     layout = f"({', '.join(letters)})"
     if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__"):
-        raise TypeError(f"{name} must be a tuple {layout} of ints, got {shape!r}")
+        raise TypeError(f"{name} must be a tuple {layout} of ints, got {shown(shape)}")
     dims = tuple(shape)
     if len(dims) != 4:
-        raise ValueError(f"{name} must have 4 entries {layout}, got {dims!r}")
+        raise ValueError(f"{name} must have 4 entries {layout}, got {shown(shape)}")
     dims = tuple(_dim(d, name, layout) for d in dims)
     if dims[0] < (0 if empty_batch else 1) or min(dims[1:]) < 1:
         first = ">= 0" if empty_batch else ">= 1"
@@ -78,7 +87,7 @@ def _dim(value, name, layout):
         return operator.index(value)
     except TypeError:
         raise TypeError(f"{name} must be a tuple {layout} of ints, got an entry "
-                        f"{value!r}") from None
+                        f"{shown(value)}") from None
 
 
 def check_output_fits(shape, itemsize, name="output"):

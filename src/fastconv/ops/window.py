@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .validate import shown
+
 __all__ = ["Window", "pair", "positive_int", "MAX_WINDOW_ARG"]
 
 # Window arguments above 2**31 - 1 are refused: then every product the C
@@ -23,11 +25,11 @@ MAX_WINDOW_ARG = 2**31 - 1
 def _int(value, name):
     # bool is an int subclass, but stride=True is always a mistake.
     if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+        raise TypeError(f"{name} must be an int or a pair of ints, got {shown(value)}")
     try:
         return operator.index(value)
     except TypeError:
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}") from None
+        raise TypeError(f"{name} must be an int or a pair of ints, got {shown(value)}") from None
 
 
 def positive_int(value, name, *, integral_floats=False):
@@ -41,10 +43,10 @@ def positive_int(value, name, *, integral_floats=False):
     (its ``mini_batch_size`` computed by division, say).
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a positive integer, got {value!r}")
+        raise TypeError(f"{name} must be a positive integer, got {shown(value)}")
     if not isinstance(value, (int, np.integer)):
         if not integral_floats:
-            raise TypeError(f"{name} must be a positive integer, got {value!r}")
+            raise TypeError(f"{name} must be a positive integer, got {shown(value)}")
         if not math.isfinite(value) or int(value) != value:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if value < 1:
@@ -57,17 +59,17 @@ def pair(value, name, minimum=None):
     least ``minimum`` (when given) and at most MAX_WINDOW_ARG."""
     if isinstance(value, (tuple, list, np.ndarray)):
         if len(value) != 2:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {tuple(value)!r}")
+            raise ValueError(f"{name} must be an int or a pair of ints, got {shown(value)}")
         h, w = _int(value[0], name), _int(value[1], name)
-        shown = tuple(value)
+        given = tuple(value)
     else:
         h = w = _int(value, name)
-        shown = h
+        given = h
     if minimum is not None and min(h, w) < minimum:
         what = "a positive" if minimum == 1 else "a non-negative"
-        raise ValueError(f"{name} must be {what} integer, got {shown!r}")
+        raise ValueError(f"{name} must be {what} integer, got {given!r}")
     if max(h, w) > MAX_WINDOW_ARG:
-        raise ValueError(f"{name} must be at most {MAX_WINDOW_ARG}, got {shown!r}")
+        raise ValueError(f"{name} must be at most {MAX_WINDOW_ARG}, got {given!r}")
     return h, w
 
 
