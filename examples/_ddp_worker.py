@@ -94,7 +94,9 @@ def main(workdir):
             "end_back_in_fastconv": float(back.accuracy(x_test, t_test)),
             "same_weights_on_every_rank": same_weights,
         }, indent=1))
+    dist.barrier()                     # leave the group together, not one rank first
     dist.destroy_process_group()
+    (workdir / f"rank{rank}.finished").touch()
 
 
 if __name__ == "__main__":
