@@ -16,7 +16,7 @@ import numpy as np
 
 import fastconv
 from fastconv import functional as F
-from fastconv.layers import Convolution
+from fastconv import Convolution
 from fastconv._testing import use_conv_plan
 
 SHAPES = [  # (N, C, H, FN, kernel, pad): the conv layers of the two nets

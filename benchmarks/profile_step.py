@@ -40,8 +40,8 @@ import numpy as np
 
 import fastconv
 from fastconv import functional as F
-from fastconv import models as M
-from fastconv.optim import Adam
+from fastconv import nn as M
+from fastconv import Adam
 
 F.set_num_threads(args.threads)
 F.set_backend(args.backend)
