@@ -103,4 +103,13 @@ void fc_conv2d_blocked_weight_grad_f32(const float *x, const float *dout, fc_int
                                        fc_int pad_w, int isa, int nthreads, float *ws,
                                        float *dw, float *db);
 
+/* Pooling on blocked xb (n, c, h, w) into blocked out (n, c, oh, ow), oh as
+ * fc_out_size; mode 0 max, 1 average (padding counts as zeros in the divisor);
+ * pad_h <= kh/2 and pad_w <= kw/2, so every window holds a real cell; relu != 0
+ * then stores numpy's maximum(v, 0). Each value has the bits of pooling.c's
+ * NCHW kernels, and of np.maximum after them (pool_blocked.c); cb is 8 or 16. */
+void fc_blocked_pool_f32(const float *xb, fc_int n, fc_int c, fc_int h, fc_int w, fc_int cb,
+                         fc_int kh, fc_int kw, fc_int sh, fc_int sw, fc_int pad_h,
+                         fc_int pad_w, int mode, int relu, int nthreads, float *out);
+
 #endif

@@ -103,7 +103,8 @@ export FASTCONV_FUZZ_EXAMPLES="${FASTCONV_FUZZ_EXAMPLES:-5000}"
 export FASTCONV_BACKEND=c
 export PYTHONFAULTHANDLER=1
 
-TESTS=(tests/test_ops.py tests/test_conv.py tests/test_blocked_conv.py tests/test_pooling_rules.py
+TESTS=(tests/test_ops.py tests/test_conv.py tests/test_blocked_conv.py tests/test_blocked_pass.py
+       tests/test_pooling_rules.py
        tests/test_layouts.py tests/test_errors.py
        tests/test_layers.py tests/test_fuzz.py tests/test_bad_input.py)
 say "extension: $EXT"

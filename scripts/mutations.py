@@ -64,6 +64,15 @@ MUTANTS = [
      "FC_TN(fc_bk_reduce)(ws, chunks - (nthreads > 1 && chunks > 1), psize, f, c, kh * kw,\n"
      "                                      a.ncb, cbi, cb, dw));",
      ["tests/test_blocked_conv.py", "-k", "bits_do_not_depend"]),
+    ("blocked 2x2 max pooling: ties go to the last maximum",
+     "csrc/pool_blocked.c",
+     "    const fc_pb_v4i take = (v > acc) | ((v != v) & (acc == acc));\n"
+     "    acc = (fc_pb_v4f)(((fc_pb_v4i)v & take) | ((fc_pb_v4i)acc & ~take));\n  }\n"
+     "  if (relu)",
+     "    const fc_pb_v4i take = (v >= acc) | ((v != v) & (acc == acc));\n"
+     "    acc = (fc_pb_v4f)(((fc_pb_v4i)v & take) | ((fc_pb_v4i)acc & ~take));\n  }\n"
+     "  if (relu)",
+     ["tests/test_blocked_pass.py", "-k", "pooling"]),
     ("a fork child's set_num_threads(2) honoured (libgomp then hangs)",
      "src/fastconv/_runtime.py",
      "if n > 1 and _fork_unsafe:",

@@ -12,7 +12,7 @@ import pytest
 import bruteforce as bf
 from fastconv import _runtime
 from fastconv import functional as F
-from fastconv.nn import DeepConvNet, LeNet, Net, SimpleConvNet
+from fastconv.nn import DeepConvNet, LeNet, Net, SimpleConvNet, blocked_pass
 
 # Small shapes of each model: every conv plan, max pooling, dropout, ReLU after pooling.
 MODELS = {
@@ -33,7 +33,11 @@ MODELS = {
 def test_predict_equals_the_training_forward_in_test_mode(backend, name, dtype):
     net = MODELS[name](dtype)
     x = np.random.default_rng(0).random((6, 1, 28, 28)).astype(dtype)
-    fast = net.predict(x)
+    # Layer by layer in NCHW; the pass in the blocked layout, which may run a
+    # convolution on other kernels than training does, is compared with this
+    # path in tests/test_blocked_pass.py.
+    with blocked_pass.switched_off():
+        fast = net.predict(x)
     kept = net._forward(net._input(x), train_flg=False, keep=True)
     assert fast.dtype == dtype and fast.shape == (6, 10)
     # The same kernels in the same order: bit for bit.

@@ -101,6 +101,10 @@ cdef extern from "conv_blocked.h" nogil:
                                   fc_int cb, int nthreads, float *xb)
     void fc_blocked_to_nchw_f32(const float *xb, fc_int n, fc_int c, fc_int h, fc_int w,
                                 fc_int cb, int nthreads, float *x)
+    void fc_blocked_pool_f32(const float *xb, fc_int n, fc_int c, fc_int h, fc_int w,
+                             fc_int cb, fc_int kh, fc_int kw, fc_int sh, fc_int sw,
+                             fc_int ph, fc_int pw, int mode, int relu, int nthreads,
+                             float *out)
     fc_int fc_blocked_packed_size(fc_int fn, fc_int c, fc_int kh, fc_int kw, fc_int cbi,
                                   fc_int cb)
     void fc_blocked_pack_weight_f32(const float *weight, fc_int fn, fc_int c, fc_int kh,
@@ -398,6 +402,15 @@ def blocked_to_nchw(const float[::1] xb, fc_int cb, int nthreads,
     cdef fc_int n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
     with nogil:
         fc_blocked_to_nchw_f32(&xb[0], n, c, h, w, cb, nthreads, &x[0, 0, 0, 0])
+
+
+def blocked_pool(const float[::1] xb, fc_int n, fc_int c, fc_int h, fc_int w, fc_int cb,
+                 fc_int kh, fc_int kw, fc_int sh, fc_int sw, fc_int ph, fc_int pw, int mode,
+                 bint relu, int nthreads, float[::1] out):
+    """Max (mode 0) or average (1) pooling, blocked xb -> blocked out."""
+    with nogil:
+        fc_blocked_pool_f32(&xb[0], n, c, h, w, cb, kh, kw, sh, sw, ph, pw, mode, relu,
+                            nthreads, &out[0])
 
 
 def blocked_packed_size(fc_int fn, fc_int c, fc_int kh, fc_int kw, fc_int cbi, fc_int cb):

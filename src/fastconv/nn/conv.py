@@ -1,6 +1,7 @@
 """The convolution layer and its layer type (``{"type": "conv", ...}``)."""
 import numpy as np
 
+from ..ops import blocked as _blocked
 from ..ops import conv as _conv
 from ..ops import validate as V
 from ..ops.window import Window, pair, positive_int
@@ -55,15 +56,21 @@ class Convolution:
     def _arguments(self, x):
         """The one check of a call: x, and the parameters as they are now
         (the book's code may have rebound W or b); then the cores run."""
+        original = x
+        x = V.float_array(x, "x", (4,), "4-D (N, C, H, W)")
+        w, b, win = self._parameters(x)
+        x = x.astype(w.dtype, copy=False)
+        shared = isinstance(original, np.ndarray) and np.may_share_memory(x, original)
+        return x, w, b, win, not shared
+
+    def _parameters(self, x):
+        """W, b and the window, checked against x (anything with a 4-D ``shape``)."""
         w = self.W
         if not isinstance(w, np.ndarray) or w.ndim != 4 or w.dtype.kind != "f":
             w = V.float_array(w, "W", (4,), "4-D (FN, C, FH, FW)")
         fn, c, fh, fw = w.shape
-        original = x
-        x = V.float_array(x, "x", (4,), "4-D (N, C, H, W)")
         _conv.check_channels(x, w, "W")
         dtype = w.dtype
-        x = x.astype(dtype, copy=False)
         w = np.ascontiguousarray(w)
         b = np.ascontiguousarray(spread_bias(self.b, fn, dtype), dtype=dtype)
         if b.shape != (fn,):
@@ -73,8 +80,7 @@ class Convolution:
             self._window = (key, _conv.conv_window(fh, fw, self.stride, self.pad, "W"))
         win = self._window[1]
         win.out_size(*x.shape[2:])  # a window larger than the padded image is refused here
-        shared = isinstance(original, np.ndarray) and np.may_share_memory(x, original)
-        return x, w, b, win, not shared
+        return w, b, win
 
     def forward(self, x):
         x, w, b, win, fresh = self._arguments(x)
@@ -90,6 +96,19 @@ class Convolution:
         out, self._infer_ctx = _conv.forward_core(x, w, b, win, ctx=self._infer_ctx,
                                                   keep=False, relu=relu)
         return out
+
+    def infer_blocked(self, x, relu, scratch):
+        """``infer`` into the channel-blocked layout, for a net's test-time
+        pass (:mod:`fastconv.nn.blocked_pass`): x is NCHW float32 or
+        :class:`~fastconv.ops.blocked.BlockedMaps`. None where the blocked
+        kernels do not serve the call (the caller then runs ``infer``)."""
+        if isinstance(x, np.ndarray):
+            if x.dtype != np.float32 or x.ndim != 4:
+                return None
+        w, b, win = self._parameters(x)
+        if not _blocked.serves_conv(x.shape, w.shape, w.dtype, win):
+            return None
+        return _blocked.conv(x, w, b, win, relu, scratch)
 
     def backward(self, dout):
         dx, self.dW, self.db = _conv.conv2d_backward(self._ctx, dout,

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from . import numerical, registry, rewrites
+from . import blocked_pass, numerical, registry, rewrites
 from .loss import SoftmaxWithLoss, softmax
 from .arrays import samples
 from .params import Maker, build_layers
@@ -72,6 +72,7 @@ class Net:
         self._test_chunk = max(1, _TEST_CHUNK_BYTES // (largest * self.dtype.itemsize))
         self._sequence, self._kind_of, self._inference = rewrites.prepare(self.layers,
                                                                           self.layer_types)
+        self._test_pass = blocked_pass.Pass(self._inference, self._kind_of)
 
     # -- forward and backward ------------------------------------------------
 
@@ -99,9 +100,7 @@ class Net:
 
     def _forward(self, x, train_flg, keep):
         if not keep:  # test time: each layer's infer, a ReLU fused where it can be
-            for layer, relu in self._inference:
-                x = layer.infer(x, relu=True) if relu else layer.infer(x)
-            return x
+            return self._test_pass.run(x)
         for layer in self._sequence:
             kind = self._kind_of[id(layer)]
             x = layer.forward(x, train_flg) if kind.takes_train_flag else layer.forward(x)
