@@ -79,7 +79,8 @@ def test_the_check_sees_a_stale_name(tmp_path):
     ["benchmarks/profile_step.py", "DeepConvNet", "--predict", "8", "--steps", "1",
      "--threads", "1"],
     ["benchmarks/blocked_vs_direct.py", "--threads", "1", "--batch", "2", "--turns", "1"],
-], ids=["profile-step", "profile-predict", "blocked-vs-direct"])
+    ["benchmarks/blocked_pass.py", "--threads", "1", "--images", "300", "--turns", "1"],
+], ids=["profile-step", "profile-predict", "blocked-vs-direct", "blocked-pass"])
 def test_profilers_run(args):
     run = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
                          timeout=300)
