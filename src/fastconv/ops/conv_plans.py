@@ -200,13 +200,15 @@ _BLOCKED_ARRAY_LIMIT = 1 << 28
 # blocked layout (C > BLOCKED_NCHW_MAX_CHANNELS). benchmarks/blocked_vs_direct.py
 # (2026-12-02, 2 threads, batch 100, forward + backward of each layer,
 # direct/blocked): AVX-512 conv5 (32->64) 1.68, conv6 (64->64) 2.12; capped
-# at AVX2 1.41, 1.61. conv3 (16->32) and conv4 (32->32) were faster blocked on
-# AVX-512 too (1.23, 1.39; AVX2 1.06, 1.03: noise) but stay direct for now:
-# tests/test_conv.py pins DeepConvNet's conv4 to the direct plan; conv2
-# (16->16, 0.99 / 0.86) and the first layers (0.55-0.73) are slower blocked:
-# the two NCHW<->blocked conversions around a small reduction cost what the
-# kernels gain. The baseline build was not measured: never chosen by default.
-BLOCKED_MIN_CHANNEL_PRODUCT = {"avx512": 32 * 64, "avx2": 32 * 64}
+# at AVX2 1.41, 1.61. conv3 (16->32) and conv4 (32->32) are faster blocked on
+# AVX-512 too (1.23, 1.39; in a later run 1.22, 1.27), so AVX-512 takes them
+# (DeepConvNet's whole step, the two thresholds interleaved in one process:
+# 0.84 and 0.91 of the step with them direct, in two runs); capped at AVX2
+# they were 1.06, 1.03 (noise) and stay direct. conv2 (16->16, 0.99 / 0.86;
+# later 0.97) and the first layers (0.55-0.73) are slower blocked: the two
+# NCHW<->blocked conversions around a small reduction cost what the kernels
+# gain. The baseline build was not measured: never chosen by default.
+BLOCKED_MIN_CHANNEL_PRODUCT = {"avx512": 16 * 32, "avx2": 32 * 64}
 
 
 def _ceil(a, b):
