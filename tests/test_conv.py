@@ -361,3 +361,41 @@ def test_forward_with_relu_is_maximum_of_forward(backend, plan, dtype):
     assert fused.tobytes() == expected.tobytes()
     with pytest.raises(ValueError, match="keep=False"):
         F.conv2d_forward(x, weight, bias, 1, 1, relu=True)
+
+
+@pytest.mark.parametrize("shape", [(7, 16, 14, 14, 32), (3, 2, 9, 9, 5), (5, 8, 6, 6, 8)])
+def test_one_off_calls_reuse_scratch_but_never_share_results(backend, shape):
+    # conv2d and its gradients refill per-thread scratch memory from call to
+    # call (ops/conv.py): an earlier result must not change, and Python threads
+    # calling at once must each get their own answer.
+    import threading
+    n, c, h, w, fn = shape
+    rng = np.random.default_rng(11)
+    xs = rng.standard_normal((4, n, c, h, w)).astype(np.float32)
+    weight = rng.standard_normal((fn, c, 3, 3)).astype(np.float32)
+    d = rng.standard_normal((4, n, fn, h, w)).astype(np.float32)
+
+    def three(i):
+        return (F.conv2d(xs[i], weight, None, 1, 1),
+                F.conv2d_input_grad(d[i], weight, xs[i].shape, 1, 1),
+                F.conv2d_weight_grad(xs[i], d[i], weight.shape, 1, 1))
+
+    first = [three(i) for i in range(4)]
+    copies = [tuple(a.copy() for a in r) for r in first]
+    again = [three(i) for i in range(4)]
+    for r, c_, a in zip(first, copies, again):
+        for got, kept, redo in zip(r, c_, a):
+            assert np.array_equal(got, kept) and np.array_equal(redo, kept)
+    results = [None] * 4
+
+    def worker(i):
+        for _ in range(3):
+            results[i] = three(i)
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r, kept in zip(results, copies):
+        for got, want in zip(r, kept):
+            assert np.array_equal(got, want)

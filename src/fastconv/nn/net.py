@@ -84,8 +84,9 @@ class Net:
 
         x is (N,) + input_dim, or (N, prod(input_dim)), cast to the net's dtype.
         ``train_flg`` switches dropout on and batch norm to batch statistics. In
-        test mode the layers keep nothing for backward (their ``infer``) and a
-        large x runs in chunks of a few hundred samples (any N fits in memory).
+        test mode the layers keep nothing for backward (their ``infer``), maps
+        stay channel-blocked between convolutions (``fastconv.nn.blocked_pass``)
+        and a large x runs in chunks of a few hundred samples (any N fits in memory).
         """
         x = self._input(x)
         if train_flg:

@@ -6,6 +6,9 @@ will run, then calls a core. The cores (:func:`forward_core`,
 layer checks its input once and calls them directly. Which algorithm runs is
 :mod:`.conv_plans`' choice; :func:`conv_plan` names it.
 """
+import contextlib
+import threading
+
 import numpy as np
 
 from . import conv_plans as P
@@ -66,6 +69,28 @@ class ConvContext:
         if buf is None or buf.shape != shape or buf.dtype != dtype:
             buf = self._buffers[name] = np.empty(shape, dtype=dtype)
         return buf
+
+
+# Scratch memory of the calls whose context nobody sees (conv2d and its two
+# gradients), per thread: the next such call refills it instead of
+# taking fresh pages, which cost the blocked plan's one-off calls a third of
+# their time on 2026-12-02 (benchmarks/README.md). No plan returns memory of a
+# context, so results are never shared; above the cap the memory is let go.
+_one_off = threading.local()
+_ONE_OFF_BYTES = 64 << 20
+
+
+@contextlib.contextmanager
+def _one_off_context():
+    ctx = getattr(_one_off, "ctx", None)
+    if ctx is None:
+        ctx = _one_off.ctx = ConvContext()
+    try:
+        yield ctx
+    finally:
+        ctx.plan = ctx.window = ctx.weight = ctx.x = ctx.cols = ctx.x_shape = None
+        if sum(b.nbytes for b in ctx._buffers.values()) > _ONE_OFF_BYTES:
+            ctx._buffers.clear()
 
 
 def conv_window(kh, kw, stride, padding, source):
@@ -130,7 +155,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
         ``OH = (H + 2*pad_h - KH) // stride_h + 1``. :func:`conv_plan` says which
         algorithm computes it; all give the same values up to rounding.
     """
-    return conv2d_forward(x, weight, bias, stride, padding, keep=False)[0]
+    with _one_off_context() as ctx:
+        return conv2d_forward(x, weight, bias, stride, padding, ctx=ctx, keep=False)[0]
 
 
 
@@ -268,7 +294,8 @@ def conv2d_weight_grad(x, grad_output, weight_shape, stride=1, padding=0):
     dtype = np.result_type(x, d)
     x, d = x.astype(dtype, copy=False), d.astype(dtype, copy=False)
     plan = P.choose(x.shape, (fn, c, kh, kw), dtype, win)
-    return plan.weight_grad(x, None, d, (fn, c, kh, kw), win)
+    with _one_off_context() as ctx:
+        return plan.weight_grad(x, None, d, (fn, c, kh, kw), win, ctx)
 
 
 def conv2d_input_grad(grad_output, weight, input_shape, stride=1, padding=0):
@@ -304,4 +331,5 @@ def conv2d_input_grad(grad_output, weight, input_shape, stride=1, padding=0):
     dtype = np.result_type(d, w)
     d, w = d.astype(dtype, copy=False), w.astype(dtype, copy=False)
     plan = P.choose((n, c, h, wd), w.shape, dtype, win)
-    return plan.input_grad(d, w, (n, c, h, wd), win)
+    with _one_off_context() as ctx:
+        return plan.input_grad(d, w, (n, c, h, wd), win, ctx)

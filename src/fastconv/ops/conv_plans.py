@@ -70,7 +70,7 @@ class PerImage:
     def patches(self, x, win):
         return unfold_core(x, win)
 
-    def weight_grad(self, x, cols, d, w_shape, win):
+    def weight_grad(self, x, cols, d, w_shape, win, ctx=None):
         if cols is None:
             cols = self.patches(x, win)
         n, fn = d.shape[:2]
@@ -123,7 +123,7 @@ class Rows:
     def patches(self, x, win):
         return im2col_core(x, win)
 
-    def weight_grad(self, x, cols, d, w_shape, win):
+    def weight_grad(self, x, cols, d, w_shape, win, ctx=None):
         if cols is None:
             cols = self.patches(x, win)
         fn = w_shape[0]
@@ -155,7 +155,7 @@ class Direct:
             R.ext.conv2d(x, w, b, *win.padding, relu, R.threads_for(out.size), out)
         return out
 
-    def weight_grad(self, x, cols, d, w_shape, win):
+    def weight_grad(self, x, cols, d, w_shape, win, ctx=None):
         dw = np.empty(w_shape, dtype=x.dtype)
         if dw.size:
             R.ext.conv2d_weight_grad(x, d, *win.padding, R.threads_for(d.size), dw)
@@ -313,7 +313,7 @@ class Blocked:
             ctx.cols = _BlockedKept(xin, cbi, isa, cb, ctx)
         return out
 
-    def weight_grad(self, x, cols, d, w_shape, win):
+    def weight_grad(self, x, cols, d, w_shape, win, ctx=None):
         fn, c, kh, kw = w_shape
         ph, pw = win.padding
         if isinstance(cols, _BlockedKept):
@@ -322,8 +322,8 @@ class Blocked:
             isa, cb, cbi = self._layout(c)
             nt = R.threads_for(x.size)
             xin = (np.ascontiguousarray(x) if cbi == 1
-                   else self._to_blocked(x, isa, cb, nt, None, None))
-            kept = _BlockedKept(xin, cbi, isa, cb, None)
+                   else self._to_blocked(x, isa, cb, nt, ctx, "blocked_x"))
+            kept = _BlockedKept(xin, cbi, isa, cb, ctx)
         n, _, oh, ow = d.shape
         h, wd = oh + kh - 1 - 2 * ph, ow + kw - 1 - 2 * pw
         isa, cb, cbi, ctx = kept.isa, kept.cb, kept.cbi, kept.ctx
