@@ -17,6 +17,7 @@ import numpy as np
 
 from ..ops import blocked as B
 from .activations import Relu
+from .per_thread import PerThread
 
 __all__ = ["Pass", "switched_off"]
 
@@ -44,7 +45,7 @@ class Pass:
 
     def __init__(self, inference, kind_of):
         self._steps = [(layer, relu, kind_of[id(layer)].kind) for layer, relu in inference]
-        self._scratch = {}
+        self._scratch = PerThread(dict)   # layer id -> Scratch, for each Python thread
         # A convolution given NCHW maps enters the blocked layout only if another
         # convolution follows before a layer that needs NCHW: what the pass saves
         # is the conversions between two convolutions. Alone (SimpleConvNet's),
@@ -80,9 +81,10 @@ class Pass:
         return None, 0
 
     def _scratch_of(self, layer):
-        scratch = self._scratch.get(id(layer))
+        mine = self._scratch.get()
+        scratch = mine.get(id(layer))
         if scratch is None:
-            scratch = self._scratch[id(layer)] = B.Scratch()
+            scratch = mine[id(layer)] = B.Scratch()
         return scratch
 
     def run(self, x):

@@ -6,6 +6,7 @@ from ..ops import conv as _conv
 from ..ops import validate as V
 from ..ops.window import Window, pair, positive_int
 from .arrays import shown, spread_bias
+from .per_thread import PerThread
 from .registry import LayerType, Param, map_out, register
 
 __all__ = ["Convolution", "ConvType"]
@@ -50,7 +51,7 @@ class Convolution:
         self.dW = None
         self.db = None
         self._ctx = None
-        self._infer_ctx = None
+        self._infer_ctx = PerThread(_conv.ConvContext)  # test-time scratch, per thread
         self._window = None  # ((fh, fw, stride, pad), its Window), built once
 
     def _arguments(self, x):
@@ -93,8 +94,8 @@ class Convolution:
         its scratch memory is its own, so a pending backward is not disturbed.
         ``relu`` applies the ReLU that follows in the same pass."""
         x, w, b, win, _ = self._arguments(x)
-        out, self._infer_ctx = _conv.forward_core(x, w, b, win, ctx=self._infer_ctx,
-                                                  keep=False, relu=relu)
+        out, _ = _conv.forward_core(x, w, b, win, ctx=self._infer_ctx.get(), keep=False,
+                                    relu=relu)
         return out
 
     def infer_blocked(self, x, relu, scratch):
