@@ -6,7 +6,8 @@ inside real steps (mean per step), plus the optimiser update.
     python benchmarks/profile_step.py DeepConvNet --predict 1000 [--backend numpy]
 
 With --predict N it times test-mode prediction of N images instead (Net.predict,
-which runs them in its own chunks), layer by layer.
+which runs them in its own chunks), layer by layer; the layers the pass runs in
+the blocked layout are marked "blocked" (a pooling and the ReLU it fuses on one line).
 
 It prints the machine, date and thread count with the table. Timing every layer
 adds a little overhead; "whole (median)" is the median of the timed steps (or predictions).
@@ -69,6 +70,23 @@ for lname, layer in net.layers.items():
         layer.infer = timed(f"{lname} infer", layer.infer)
 opt.update = timed("Adam", opt.update)
 
+# The test-time pass runs convolutions, pooling and ReLUs in the blocked layout
+# without calling their infer (nn/blocked_pass.py): time those steps too.
+names = {id(layer): lname for lname, layer in net.layers.items()}
+test_pass = net._test_pass
+
+
+def blocked_step(i, maps, inner=test_pass._blocked_step):
+    t0 = time.perf_counter()
+    out, ran = inner(i, maps)
+    if out is not None:
+        steps = [names[id(test_pass._steps[j][0])] for j in range(i, i + ran)]
+        times.setdefault(f"{'+'.join(steps)} blocked", []).append(time.perf_counter() - t0)
+    return out, ran
+
+
+test_pass._blocked_step = blocked_step
+
 
 def work():
     if args.predict:
@@ -97,6 +115,6 @@ calls = len(step_times)
 for name, v in times.items():
     med = 1e3 * sum(v) / calls  # per step or prediction (predict calls a layer per chunk)
     total += med
-    print(f"  {name:14s} {med:8.2f} ms")
-print(f"  {'sum of parts':14s} {total:8.2f} ms")
-print(f"  {'whole (median)':14s} {1e3 * statistics.median(step_times):8.2f} ms")
+    print(f"  {name:20s} {med:8.2f} ms")
+print(f"  {'sum of parts':20s} {total:8.2f} ms")
+print(f"  {'whole (median)':20s} {1e3 * statistics.median(step_times):8.2f} ms")
