@@ -211,3 +211,21 @@ def test_property_blocked_pooling_has_the_nchw_bits(n, c, h, w, k, stride, pad, 
     # Lanes past C stay zero (the next convolution reads them).
     lanes = got.data.reshape(n, -(-c // cb), *out.shape[2:], cb)
     assert not lanes[:, -1, ..., c - (-(-c // cb) - 1) * cb:].any()
+
+
+@pytest.mark.parametrize("cb", [8, 16])
+def test_blocked_pooling_keeps_the_first_of_equal_maxima(cb):
+    # +0 and -0 are equal maxima with different bits: the first in row-major
+    # window order must win, as in the NCHW kernels (a fixed case: the
+    # property test above meets it only now and then).
+    first = np.array([[0.0, -0.0], [-0.0, -1.0]], np.float32)
+    windows = [first, -first, np.array([[-1.0, -0.0], [0.0, -0.0]], np.float32),
+               np.array([[np.nan, 1.0], [-np.nan, 2.0]], np.float32)]
+    x = np.tile(np.concatenate(windows, axis=1), (2, 3, 1, 1)).astype(np.float32)
+    win = P.pool_window(2, 2, 0)
+    with fastconv.use_backend("c"):
+        want = P.max_pool2d_core(x, win, return_indices=False)[0]
+    for relu in (False, True):
+        got = B.pool(blocked_of(x, cb), win, "max", B.Scratch(), relu=relu).to_nchw()
+        expect = np.maximum(want, 0) if relu else want
+        assert got.view(np.uint32).tolist() == expect.view(np.uint32).tolist()
