@@ -205,22 +205,25 @@ def test_blas_single_thread_in_a_child_forked_while_held():
 @pytest.mark.parametrize("name", list(MODELS))
 def test_predict_from_python_threads_at_once_gives_each_its_own_answer(backend, name):
     # One net, four Python threads predicting different images at once: each
-    # must get what it gets alone (one scratch buffer per layer made DeepConvNet
-    # return other threads' scores in 38 of 80 calls).
+    # must get its own images' scores (one scratch buffer per layer made
+    # DeepConvNet return other threads' scores in 38 of 80 calls). Within the
+    # rounding bound, not bit for bit: under some OpenBLAS kernel families
+    # (Haswell) a product's bits depend on how many BLAS threads it got, and
+    # concurrent calls change that.
     import copy
     import pickle
     net = MODELS[name](np.float32)
     xs = [np.random.default_rng(i).random((5, 1, 28, 28)).astype(np.float32) for i in range(4)]
     want = [net.predict(x) for x in xs]
+    bounds = [bf.NetBound(net, x) for x in xs]
     barrier = threading.Barrier(4)
-    wrong, errors = [], []
+    got, errors = [[] for _ in xs], []
 
     def worker(i):
         try:
             barrier.wait()
             for _ in range(5):
-                if not np.array_equal(net.predict(xs[i]), want[i]):
-                    wrong.append(i)
+                got[i].append(net.predict(xs[i]))
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
 
@@ -229,7 +232,11 @@ def test_predict_from_python_threads_at_once_gives_each_its_own_answer(backend, 
         th.start()
     for th in threads:
         th.join()
-    assert not errors and not wrong
+    assert not errors
+    for i, scores in enumerate(got):
+        assert len(scores) == 5
+        for s in scores:
+            bounds[i].check(s, want[i], what=f"thread {i} against its images alone")
     # Copies and pickles leave the scratch behind and predict the same.
     for twin in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
         assert np.array_equal(twin.predict(xs[0]), want[0])
