@@ -36,19 +36,19 @@ def recorded(net):
     ran = set()
     originals = {}
     for layer in net.layers.values():
-        if hasattr(layer, "infer_blocked"):
-            def spy(x, relu, scratch, layer=layer, inner=layer.infer_blocked):
+        if hasattr(layer, "_infer_blocked"):
+            def spy(x, relu, scratch, layer=layer, inner=layer._infer_blocked):
                 out = inner(x, relu, scratch)
                 if out is not None:
                     ran.add(id(layer))
                 return out
-            originals[layer] = layer.infer_blocked
-            layer.infer_blocked = spy
+            originals[layer] = layer._infer_blocked
+            layer._infer_blocked = spy
     try:
         yield ran
     finally:
         for layer, method in originals.items():
-            layer.infer_blocked = method
+            layer._infer_blocked = method
 
 
 def layer_by_layer(net, x, blocked_ids):
@@ -78,7 +78,7 @@ def images(n, c=1, h=28, w=28, seed=0):
 def test_deep_convnet_runs_blocked_and_gives_the_layer_by_layer_bits():
     net = DeepConvNet(seed=0)
     ran = check_pass(net, images(37))
-    convs = [id(layer) for layer in net.layers.values() if hasattr(layer, "infer_blocked")]
+    convs = [id(layer) for layer in net.layers.values() if hasattr(layer, "_infer_blocked")]
     assert ran == set(convs)  # all six stay blocked: one conversion, before Affine1
 
 

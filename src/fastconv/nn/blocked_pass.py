@@ -69,7 +69,7 @@ class Pass:
         if kind == "conv":
             if not isinstance(x, B.BlockedMaps) and not self._enters[i]:
                 return None, 0
-            return layer.infer_blocked(x, relu, self._scratch_of(layer)), 1
+            return layer._infer_blocked(x, relu, self._scratch_of(layer)), 1
         if not isinstance(x, B.BlockedMaps):
             return None, 0
         if self._is_relu(i):

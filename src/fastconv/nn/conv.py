@@ -98,7 +98,7 @@ class Convolution:
                                     relu=relu)
         return out
 
-    def infer_blocked(self, x, relu, scratch):
+    def _infer_blocked(self, x, relu, scratch):
         """``infer`` into the channel-blocked layout, for a net's test-time
         pass (:mod:`fastconv.nn.blocked_pass`): x is NCHW float32 or
         :class:`~fastconv.ops.blocked.BlockedMaps`. None where the blocked
