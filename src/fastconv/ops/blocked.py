@@ -31,7 +31,6 @@ class BlockedMaps:
 
     def to_nchw(self):
         """A fresh (N, C, H, W) float32 array."""
-        n, c, h, w = self.shape
         out = np.empty(self.shape, dtype=np.float32)
         R.ext.blocked_to_nchw(self.data, self.cb, R.threads_for(out.size), out)
         return out
@@ -69,11 +68,10 @@ def conv(x, w, b, win, relu, scratch):
         # A block of one or a few channels and zeros: read as NCHW (blocks of
         # one), as the blocked plan does, not 16 lanes of which most are zero.
         x = x.to_nchw()
+    n, _, h, wd = x.shape
     if isinstance(x, BlockedMaps):
-        n, _, h, wd = x.shape
         cbi, xin = cb, x.data
     else:
-        n, _, h, wd = x.shape
         if c <= BLOCKED_NCHW_MAX_CHANNELS:  # read as NCHW: blocks of one channel
             cbi, xin = 1, np.ascontiguousarray(x).reshape(-1)
         else:
